@@ -1,0 +1,71 @@
+"""Input checks shared by every module: one clear message naming the parameter and the fix.
+
+Every check raises :class:`ScorecastError` (a ``ValueError``) so callers and tests can catch one
+type; messages always name the offending parameter and what is allowed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class ScorecastError(ValueError):
+    """Bad input to scorecast: the message names the parameter, the problem and what is allowed."""
+
+
+def check_choice(name: str, value, allowed) -> None:
+    """Raise unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        raise ScorecastError(f"{name}={value!r} is not allowed; choose one of {sorted(map(str, allowed))}")
+
+
+def check_positive_int(name: str, value) -> int:
+    """Return ``value`` as int, raising unless it is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ScorecastError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_rate(rate) -> float:
+    """Pruning rate p (fraction removed) must lie in [0, 1)."""
+    if not isinstance(rate, (int, float, np.floating)) or not (0.0 <= float(rate) < 1.0):
+        raise ScorecastError(f"rate={rate!r} must be a fraction in [0, 1) (the share of samples removed)")
+    return float(rate)
+
+
+def as_finite_vector(name: str, values, length: int | None = None) -> np.ndarray:
+    """Return ``values`` as a 1-D float64 array, raising on NaN/inf, wrong ndim or wrong length."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ScorecastError(f"{name} must be 1-D, got shape {arr.shape}")
+    if length is not None and arr.shape[0] != length:
+        raise ScorecastError(f"{name} has {arr.shape[0]} entries but {length} are expected (one per sample)")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise ScorecastError(
+            f"{name} contains {int(bad.sum())} NaN or infinite values (first at position {int(np.argmax(bad))})"
+        )
+    return arr
+
+
+def as_finite_matrix(name: str, values) -> np.ndarray:
+    """Return ``values`` as a 2-D float32 array (n, d), raising on NaN/inf or wrong ndim."""
+    arr = np.asarray(values, dtype=np.float32)
+    if arr.ndim != 2:
+        raise ScorecastError(f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ScorecastError(f"{name} contains NaN or infinite values; check the embedding step")
+    return arr
+
+
+def as_index_vector(name: str, indices, n: int) -> np.ndarray:
+    """Return unique integer indices in [0, n) as int64, raising on duplicates or out-of-range."""
+    arr = np.asarray(indices)
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ScorecastError(f"{name} must be a 1-D array of integer sample indices, got {arr.dtype} {arr.shape}")
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < 0 or arr.max() >= n):
+        raise ScorecastError(f"{name} has indices outside [0, {n}): min {arr.min()}, max {arr.max()}")
+    if np.unique(arr).size != arr.size:
+        raise ScorecastError(f"{name} contains duplicate indices; each sample may appear once")
+    return arr
