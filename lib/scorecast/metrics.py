@@ -85,3 +85,14 @@ def cluster_accuracy(true_labels, cluster_labels) -> float:
     np.add.at(contingency, (c, t), 1)
     rows, cols = optimize.linear_sum_assignment(contingency, maximize=True)
     return float(contingency[rows, cols].sum() / t.size)
+
+
+def topk_accuracy(logits, labels, k: int = 1) -> float:
+    """Share of samples whose true label is among the k highest logits. logits (n, C), labels (n,)."""
+    logits = np.asarray(logits)
+    labels = np.asarray(labels)
+    if logits.ndim != 2 or labels.shape != (logits.shape[0],):
+        raise ScorecastError(f"logits {logits.shape} must be (n, C) and labels {labels.shape} (n,)")
+    k = min(k, logits.shape[1])
+    top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
+    return float((top == labels[:, None]).any(axis=1).mean())

@@ -69,3 +69,15 @@ def as_index_vector(name: str, indices, n: int) -> np.ndarray:
     if np.unique(arr).size != arr.size:
         raise ScorecastError(f"{name} contains duplicate indices; each sample may appear once")
     return arr
+
+
+def as_label_vector(name: str, labels, length: int | None = None) -> np.ndarray:
+    """Return class labels as a 1-D int64 array, raising on non-integers, negatives or wrong length."""
+    arr = np.asarray(labels)
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ScorecastError(f"{name} must be a 1-D array of integer class labels, got {arr.dtype} {arr.shape}")
+    if length is not None and arr.shape[0] != length:
+        raise ScorecastError(f"{name} has {arr.shape[0]} entries but {length} are expected (one per sample)")
+    if arr.size and arr.min() < 0:
+        raise ScorecastError(f"{name} must be non-negative class indices, got minimum {arr.min()}")
+    return arr.astype(np.int64)

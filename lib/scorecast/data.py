@@ -1,0 +1,428 @@
+"""Datasets: a registry by name, in-memory uint8 images, index-returning samples, batch augmentation.
+
+Every dataset is an :class:`ImageDataset`: ``images`` (n, C, H, W) uint8 and ``labels`` (n,) int64
+in a canonical, documented order, so sample ``i`` is always row ``i`` of every score file, dynamics
+array and embedding. ``dataset[i]`` yields ``(image, label, i)`` with the test-time transform.
+Training code augments whole batches with tensor ops (:func:`batches`), which on a 2-core CPU is
+far faster than per-image PIL transforms.
+
+Canonical orders (``load_dataset(name, split, root)``):
+
+============== ============================================================================
+digits         scikit-learn's bundled 8x8 digits; seeded stratified 80/20 split (seed 0);
+               each split in the original load_digits order. Needs nothing on disk.
+cifar10/100    torchvision's pickled batches (``cifar-10-batches-py`` / ``cifar-100-python``
+               under ``root``), in file order (data_batch_1..5, test_batch / train, test);
+               CIFAR-100 uses the fine labels. ``download=True`` fetches via torchvision.
+imagefolder    ``root/<split>/<class>/<file>``; classes sorted by name (CIFAR-10's JPEG copy
+               then gets CIFAR's canonical label order), samples by class then file name.
+places365      torchvision's Places365 layout (small 256px images; split train = train-standard,
+               test = val), in file-list order; resized to 80 px (train crop 64, test centre 64).
+imagenet64     downsampled ImageNet npz batches (``train_data_batch_1..10.npz``,
+               ``val_data.npz``; ``data`` (n, 12288) CHW-flattened, ``labels`` 1-based ->
+               0-based), in batch then row order.
+npz            ``root/<split>.npz`` with arrays ``image`` (n, H, W, C) uint8 and ``label`` (n,),
+               e.g. the 1M synthetic CIFAR-100; row order.
+fashion-mnist  IDX files (``train-images-idx3-ubyte[.gz]`` ...; Debian's package puts them in
+               /usr/share/datasets/fashion-mnist), in file order.
+============== ============================================================================
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import hashlib
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .validation import ScorecastError, check_choice, check_positive_int
+
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Paper transforms, applied to whole uint8 batches.
+
+    Train: zero-pad by ``pad``, random ``crop`` x ``crop`` window, optional horizontal flip.
+    Test: centre ``crop`` (images stored larger than ``crop``, e.g. Places at 80 px, crop 64).
+    """
+
+    crop: int
+    pad: int = 0
+    flip: bool = True
+
+
+@dataclass
+class ImageDataset(torch.utils.data.Dataset):
+    """A labelled image set held in memory in canonical order.
+
+    images: (n, C, H, W) uint8 tensor; labels: (n,) int64 tensor; mean/std: per-channel floats
+    used for normalisation; augmentation: the paper's transform for this dataset.
+    """
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augmentation: Augmentation
+    source: str = ""
+    _fingerprint: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ScorecastError(f"{self.name}: images must be (n, C, H, W) uint8, got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ScorecastError(f"{self.name}: {self.images.shape[0]} images but {self.labels.shape[0]} labels")
+        if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.classes)):
+            raise ScorecastError(f"{self.name}: labels must lie in [0, {len(self.classes)})")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        """(test-transformed float image (C, crop, crop), label, index)."""
+        x = transform_batch(self, self.images[index : index + 1], train=False)[0]
+        return x, int(self.labels[index]), index
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def in_channels(self) -> int:
+        return self.images.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        """Side length the model sees (after cropping)."""
+        return self.augmentation.crop
+
+    def fingerprint(self) -> str:
+        """Content hash of images and labels: part of every cache key that depends on the data."""
+        if self._fingerprint is None:
+            digest = hashlib.blake2b(digest_size=16)
+            digest.update(self.images.numpy().tobytes())
+            digest.update(self.labels.numpy().astype(np.int64).tobytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+
+# ---------------------------------------------------------------------------------------------
+# transforms and batching
+
+
+def transform_batch(dataset: ImageDataset, images: torch.Tensor, train: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Augment (train) or centre-crop (test) and normalise a uint8 batch.
+
+    images: (B, C, H, W) uint8 on any device -> (B, C, crop, crop) float32 on the same device.
+    ``generator`` (CPU) drives the random crops and flips so runs are reproducible.
+    """
+    aug = dataset.augmentation
+    batch, _, height, width = images.shape
+    if train:
+        padded = torch.nn.functional.pad(images, (aug.pad,) * 4) if aug.pad else images
+        max_y, max_x = padded.shape[2] - aug.crop, padded.shape[3] - aug.crop
+        off_y = torch.randint(0, max_y + 1, (batch,), generator=generator).to(images.device)
+        off_x = torch.randint(0, max_x + 1, (batch,), generator=generator).to(images.device)
+        span = torch.arange(aug.crop, device=images.device)
+        rows = (off_y[:, None] + span)[:, None, :, None]  # (B, 1, crop, 1)
+        cols = (off_x[:, None] + span)[:, None, None, :]  # (B, 1, 1, crop)
+        out = padded[torch.arange(batch, device=images.device)[:, None, None, None], torch.arange(images.shape[1], device=images.device)[None, :, None, None], rows, cols]
+        if aug.flip:
+            flip = (torch.rand(batch, generator=generator) < 0.5).to(images.device)
+            out = torch.where(flip[:, None, None, None], out.flip(3), out)
+    else:
+        top, left = (height - aug.crop) // 2, (width - aug.crop) // 2
+        out = images[:, :, top : top + aug.crop, left : left + aug.crop]
+    mean = torch.tensor(dataset.mean, device=images.device).view(1, -1, 1, 1)
+    std = torch.tensor(dataset.std, device=images.device).view(1, -1, 1, 1)
+    return (out.float() / 255.0 - mean) / std
+
+
+def batches(
+    dataset: ImageDataset,
+    indices: np.ndarray,
+    batch_size: int,
+    train: bool,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Yield (x (B, C, crop, crop) float, y (B,) int64, idx (B,) int64) over ``indices``.
+
+    train=True shuffles (with ``generator``) and augments; train=False keeps the given order and
+    uses the test transform. ``idx`` are dataset positions, so per-sample records land in
+    canonical order whatever the batch order.
+    """
+    order = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+    if train:
+        order = order[torch.randperm(len(order), generator=generator)]
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        x = dataset.images[idx].to(device, non_blocking=True)
+        yield transform_batch(dataset, x, train, generator), dataset.labels[idx].to(device), idx
+
+
+def random_subset(n: int, size: int | float, seed: int) -> np.ndarray:
+    """Uniform random subset of ``range(n)`` (the paper's m of n), sorted int64 (m,).
+
+    ``size`` is a count (int) or a fraction in (0, 1] (float, rounded to a count).
+    """
+    if isinstance(size, float):
+        if not 0.0 < size <= 1.0:
+            raise ScorecastError(f"subset size {size!r} as a fraction must lie in (0, 1]")
+        size = int(round(size * n))
+    size = check_positive_int("subset size", size)
+    if size > n:
+        raise ScorecastError(f"subset size {size} is larger than the dataset ({n} samples); use at most {n}")
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False)).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# loaders: each returns (images (n, H, W, C) or (n, C, H, W) uint8 ndarray, labels, classes)
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _require_root(name: str, root, hint: str) -> Path:
+    root = root or os.environ.get("SCORECAST_DATA_ROOT")
+    if root is None:
+        raise ScorecastError(f"dataset {name!r} needs a data folder: set data.root (or SCORECAST_DATA_ROOT). {hint}")
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise ScorecastError(f"dataset {name!r}: data folder {str(path)!r} does not exist. {hint}")
+    return path
+
+
+def _load_digits(root, split, download, options):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    positions = np.arange(len(bunch.target))
+    train_pos, test_pos = train_test_split(positions, test_size=0.2, random_state=0, stratify=bunch.target)
+    keep = np.sort(train_pos if split == "train" else test_pos)
+    images = np.round(bunch.images[keep] * (255.0 / 16.0)).astype(np.uint8)[:, None]  # (n, 1, 8, 8)
+    return images, bunch.target[keep], [str(c) for c in range(10)]
+
+
+def _unpickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            return pickle.load(fh, encoding="latin1")
+    except (OSError, pickle.UnpicklingError, EOFError) as err:
+        raise ScorecastError(f"cannot read CIFAR batch file {str(path)!r} ({err}); delete the folder and download again") from err
+
+
+def _load_cifar(variant: str):
+    folder, files, label_key, meta_file, names_key = {
+        "cifar10": ("cifar-10-batches-py", {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}, "labels", "batches.meta", "label_names"),
+        "cifar100": ("cifar-100-python", {"train": ["train"], "test": ["test"]}, "fine_labels", "meta", "fine_label_names"),
+    }[variant]
+
+    def load(root, split, download, options):
+        hint = f"Put torchvision's {folder}/ there, or set data.download: true to fetch it (internet needed)."
+        if download:
+            import torchvision
+
+            Path(root).mkdir(parents=True, exist_ok=True)
+            getattr(torchvision.datasets, variant.upper())(str(root), train=split == "train", download=True)
+        base = _require_root(variant, root, hint) / folder
+        if not base.is_dir():
+            raise ScorecastError(f"dataset {variant!r}: {str(base)!r} not found. {hint}")
+        parts = [_unpickle(base / f) for f in files[split]]
+        images = np.concatenate([np.asarray(p["data"], dtype=np.uint8).reshape(-1, 3, 32, 32) for p in parts])
+        labels = np.concatenate([np.asarray(p[label_key], dtype=np.int64) for p in parts])
+        classes = list(_unpickle(base / meta_file)[names_key])
+        return images, labels, classes
+
+    return load
+
+
+def _decode_images(paths: list[Path], resize: int | None) -> np.ndarray:
+    """Decode image files to (n, H, W, 3) uint8; ``resize`` scales the shorter side then centre-crops square."""
+    from torchvision.transforms import functional as TF
+
+    out = None
+    for i, path in enumerate(paths):
+        try:
+            with Image.open(path) as img:
+                img = img.convert("RGB")
+                if resize is not None:
+                    img = TF.center_crop(TF.resize(img, resize), resize)
+                arr = np.asarray(img, dtype=np.uint8)
+        except (UnidentifiedImageError, OSError) as err:
+            raise ScorecastError(f"corrupt or unreadable image file {str(path)!r} ({err}); replace or remove it") from err
+        if out is None:
+            out = np.empty((len(paths), *arr.shape), dtype=np.uint8)
+        if arr.shape != out.shape[1:]:
+            raise ScorecastError(
+                f"image {str(path)!r} has size {arr.shape[:2]} but earlier images are {out.shape[1:3]}; "
+                "set data.resize to a common side length"
+            )
+        out[i] = arr
+    if out is None:
+        raise ScorecastError("no images found")
+    return out
+
+
+def _load_imagefolder(root, split, download, options):
+    base = _require_root("imagefolder", root, "Point data.root at a folder holding train/<class>/*.jpg and test/<class>/*.jpg.") / split
+    if not base.is_dir():
+        raise ScorecastError(f"dataset 'imagefolder': split folder {str(base)!r} not found (expected root/{split}/<class>/<image>)")
+    classes = sorted(p.name for p in base.iterdir() if p.is_dir())
+    if not classes:
+        raise ScorecastError(f"dataset 'imagefolder': {str(base)!r} has no class folders")
+    paths, labels = [], []
+    for label, cls in enumerate(classes):
+        files = sorted(p for p in (base / cls).iterdir() if p.is_file())
+        paths += files
+        labels += [label] * len(files)
+    return _decode_images(paths, options.get("resize")), np.asarray(labels, dtype=np.int64), classes
+
+
+def _load_places365(root, split, download, options):
+    hint = "Put torchvision's Places365 small-image layout there, or set data.download: true (about 24 GB)."
+    tv_split = {"train": "train-standard", "test": "val"}[split]
+    if download:
+        import torchvision
+
+        torchvision.datasets.Places365(str(root), split=tv_split, small=True, download=True)
+    base = _require_root("places365", root, hint)
+    list_file = base / {"train": "places365_train_standard.txt", "test": "places365_val.txt"}[split]
+    cat_file = base / "categories_places365.txt"
+    for f in (list_file, cat_file):
+        if not f.is_file():
+            raise ScorecastError(f"dataset 'places365': {str(f)!r} not found. {hint}")
+    categories = dict(line.split() for line in cat_file.read_text().splitlines() if line.strip())
+    classes = sorted(categories, key=lambda c: int(categories[c]))
+    image_dir = base / {"train": "data_256_standard", "test": "val_256"}[split]
+    rows = [line.split() for line in list_file.read_text().splitlines() if line.strip()]
+    paths = [image_dir / r[0].lstrip("/") for r in rows]
+    labels = np.asarray([int(r[1]) for r in rows], dtype=np.int64)
+    return _decode_images(paths, options.get("resize", 80)), labels, classes
+
+
+def _load_imagenet64(root, split, download, options):
+    base = _require_root("imagenet64", root, "Download the 64x64 downsampled ImageNet npz batches from image-net.org and put them there.")
+    files = [base / f"train_data_batch_{i}.npz" for i in range(1, 11)] if split == "train" else [base / "val_data.npz"]
+    images, labels = [], []
+    for f in files:
+        if not f.is_file():
+            raise ScorecastError(f"dataset 'imagenet64': {str(f)!r} not found (expected train_data_batch_1..10.npz and val_data.npz)")
+        with np.load(f) as batch:
+            images.append(batch["data"].reshape(-1, 3, 64, 64).astype(np.uint8))
+            labels.append(batch["labels"].astype(np.int64) - 1)  # stored 1-based
+    return np.concatenate(images), np.concatenate(labels), [str(c) for c in range(1000)]
+
+
+def _load_npz(root, split, download, options):
+    path = _require_root("npz", root, "Point data.root at a folder holding train.npz and test.npz (arrays image, label).") / f"{split}.npz"
+    if not path.is_file():
+        raise ScorecastError(f"dataset 'npz': {str(path)!r} not found (expected <root>/{split}.npz with arrays 'image' and 'label')")
+    with np.load(path) as arrays:
+        missing = {"image", "label"} - set(arrays.files)
+        if missing:
+            raise ScorecastError(f"dataset 'npz': {str(path)!r} lacks arrays {sorted(missing)} (has {arrays.files})")
+        images, labels = arrays["image"].astype(np.uint8), arrays["label"].astype(np.int64)
+    num_classes = int(options.get("num_classes", labels.max() + 1))
+    return images, labels, [str(c) for c in range(num_classes)]
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as err:
+        raise ScorecastError(f"cannot read IDX file {str(path)!r} ({err})") from err
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ScorecastError(f"{str(path)!r} is not an unsigned-byte IDX file")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise ScorecastError(f"IDX file {str(path)!r} is truncated: header says {shape}, found {data.size} bytes")
+    return data.reshape(shape)
+
+
+def _load_fashion_mnist(root, split, download, options):
+    base = _require_root("fashion-mnist", root or "/usr/share/datasets/fashion-mnist", "Install Debian's dataset-fashion-mnist or point data.root at the IDX files.")
+    prefix = "train" if split == "train" else "t10k"
+
+    def find(kind: str) -> Path:
+        for name in (f"{prefix}-{kind}-ubyte.gz", f"{prefix}-{kind}-ubyte"):
+            if (base / name).is_file():
+                return base / name
+        raise ScorecastError(f"dataset 'fashion-mnist': {prefix}-{kind}-ubyte[.gz] not found in {str(base)!r}")
+
+    images = _read_idx(find("images-idx3"))[:, None]
+    labels = _read_idx(find("labels-idx1")).astype(np.int64)
+    classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    return images, labels, classes
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    loader: Callable
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augmentation: Augmentation
+
+
+REGISTRY: dict[str, DatasetSpec] = {
+    "digits": DatasetSpec(_load_digits, (0.3,), (0.38,), Augmentation(crop=8, pad=1, flip=False)),
+    "cifar10": DatasetSpec(_load_cifar("cifar10"), CIFAR_MEAN, CIFAR_STD, Augmentation(crop=32, pad=4)),
+    "cifar100": DatasetSpec(_load_cifar("cifar100"), (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), Augmentation(crop=32, pad=4)),
+    "imagefolder": DatasetSpec(_load_imagefolder, CIFAR_MEAN, CIFAR_STD, Augmentation(crop=32, pad=4)),
+    "places365": DatasetSpec(_load_places365, IMAGENET_MEAN, IMAGENET_STD, Augmentation(crop=64, pad=0)),
+    "imagenet64": DatasetSpec(_load_imagenet64, IMAGENET_MEAN, IMAGENET_STD, Augmentation(crop=64, pad=4)),
+    "npz": DatasetSpec(_load_npz, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), Augmentation(crop=32, pad=4)),
+    "fashion-mnist": DatasetSpec(_load_fashion_mnist, (0.286,), (0.353,), Augmentation(crop=28, pad=2)),
+}
+
+
+def load_dataset(name: str, split: str = "train", root: str | Path | None = None, download: bool = False, **options) -> ImageDataset:
+    """Load dataset ``name`` (a key of :data:`REGISTRY`) split ``train`` or ``test`` into memory.
+
+    ``root`` is the data folder (not needed for digits; fashion-mnist defaults to Debian's path);
+    ``download`` lets torchvision fetch cifar10/cifar100/places365 (off by default). Options:
+    ``resize`` (imagefolder, places365: side length images are scaled to), ``crop``/``pad``/``flip``
+    (override the augmentation, e.g. crop 64 for a 64-px imagefolder), ``num_classes`` (npz).
+    """
+    check_choice("data.name", name, REGISTRY)
+    check_choice("split", split, SPLITS)
+    spec = REGISTRY[name]
+    aug_options = {k: options.pop(k) for k in ("crop", "pad", "flip") if k in options}
+    images, labels, classes = spec.loader(root, split, download, options)
+    if images.ndim != 4:
+        raise ScorecastError(f"dataset {name!r}: images must be 4-D, got shape {images.shape}")
+    if images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):  # stored channels-last
+        images = images.transpose(0, 3, 1, 2)
+    augmentation = Augmentation(**{**spec.augmentation.__dict__, **aug_options})
+    if augmentation.crop > min(images.shape[2:]):
+        raise ScorecastError(f"dataset {name!r}: crop {augmentation.crop} exceeds the image size {images.shape[2:]}; set data.crop")
+    mean, std = spec.mean, spec.std
+    if len(mean) != images.shape[1]:
+        mean, std = (float(np.mean(mean)),) * images.shape[1], (float(np.mean(std)),) * images.shape[1]
+    return ImageDataset(
+        name=name,
+        images=torch.from_numpy(np.ascontiguousarray(images)),
+        labels=torch.from_numpy(np.asarray(labels, dtype=np.int64)),
+        classes=[str(c) for c in classes],
+        mean=tuple(mean),
+        std=tuple(std),
+        augmentation=augmentation,
+        source=str(root) if root is not None else "",
+    )

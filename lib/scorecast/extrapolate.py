@@ -1,0 +1,677 @@
+"""Score extrapolators: predict pruning scores of unscored samples from a scored subset.
+
+Pure functions: arrays in, arrays out, no files, no global state. The embedding step happens
+elsewhere and arrives here as ``Z`` (n, d). Every extrapolator has the call shape::
+
+    f(Z, subset_idx, subset_scores, ...) -> (n,) float64
+
+with ``out[subset_idx] == subset_scores`` exactly (subset samples keep their own scores) and the
+other n - m entries predicted. Also here: exact nearest-neighbour search (faiss or chunked torch),
+the kNN graph the GNN trains on, choosing hyper-parameters by cross-validation on the subset (or
+by the paper's oracle), and rank calibration against oversmoothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .metrics import pearson, spearman
+from .validation import (
+    ScorecastError,
+    as_finite_matrix,
+    as_finite_vector,
+    as_index_vector,
+    check_choice,
+    check_positive_int,
+)
+
+METRICS = ("euclidean", "cosine")
+WEIGHTINGS = ("uniform", "exp")
+BACKENDS = ("auto", "faiss", "torch")
+
+Extrapolator = Callable[..., np.ndarray]
+
+
+# ----------------------------------------------------------------------------- shared checks
+
+
+def _check_inputs(Z, subset_idx, subset_scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate the common triple: Z (n, d) float32, subset_idx (m,) int64, subset_scores (m,) float64."""
+    Z = as_finite_matrix("Z", Z)
+    idx = as_index_vector("subset_idx", subset_idx, Z.shape[0])
+    if idx.size == 0:
+        raise ScorecastError("subset_idx is empty; extrapolation needs at least one scored sample")
+    scores = as_finite_vector("subset_scores", subset_scores, length=idx.shape[0])
+    return Z, idx, scores
+
+
+def _check_labels(labels, n: int) -> np.ndarray:
+    """Class labels (n,) as non-negative int64."""
+    arr = np.asarray(labels)
+    if arr.shape != (n,) or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ScorecastError(f"labels must be a 1-D integer array with one entry per sample ({n}), got {arr.dtype} {arr.shape}")
+    if arr.size and arr.min() < 0:
+        raise ScorecastError(f"labels must be non-negative class ids, got minimum {arr.min()}")
+    return arr.astype(np.int64)
+
+
+def _complement(n: int, idx: np.ndarray) -> np.ndarray:
+    """Sorted indices in [0, n) not in ``idx``."""
+    mask = np.ones(n, dtype=bool)
+    mask[idx] = False
+    return np.flatnonzero(mask)
+
+
+def _assemble(n: int, idx: np.ndarray, scores: np.ndarray, rest: np.ndarray, predicted) -> np.ndarray:
+    """(n,) float64: subset positions get their own scores, ``rest`` gets ``predicted``."""
+    out = np.empty(n, dtype=np.float64)
+    out[rest] = predicted
+    out[idx] = scores
+    return out
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+# ----------------------------------------------------------------------------- neighbour search
+
+
+def _faiss_available() -> bool:
+    return importlib.util.find_spec("faiss") is not None
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero, i.e. cosine distance 1 to everything)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.ascontiguousarray(x / np.maximum(norms, np.finfo(np.float32).tiny), dtype=np.float32)
+
+
+def _faiss_searcher(base: np.ndarray, k: int, inner_product: bool):
+    """Closure: query chunk (c, d) -> (raw distances, indices), both (c, k), ascending.
+
+    Raw distance is the squared L2 distance, or 1 - <q, b> for ``inner_product`` (unit vectors).
+    """
+    import faiss
+
+    index = (faiss.IndexFlatIP if inner_product else faiss.IndexFlatL2)(base.shape[1])
+    index.add(base)
+
+    def search(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        d, i = index.search(q, k)
+        return (1.0 - d if inner_product else d), i
+
+    return search
+
+
+def _torch_searcher(base: np.ndarray, k: int, inner_product: bool, base_chunk: int, device: torch.device):
+    """Closure like :func:`_faiss_searcher`, by matmul over base chunks with a running top-k.
+
+    Memory per call is one (c, base_chunk) distance block plus (c, 2k) candidates, whatever the
+    base size.
+    """
+    b = torch.from_numpy(base).to(device)
+    b_sq = b.square().sum(1)
+
+    def search(q_np: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        q = torch.from_numpy(q_np).to(device)
+        q_sq = q.square().sum(1, keepdim=True)
+        best_d = torch.empty((q.shape[0], 0), device=device)
+        best_i = torch.empty((q.shape[0], 0), dtype=torch.int64, device=device)
+        for start in range(0, b.shape[0], base_chunk):
+            stop = min(start + base_chunk, b.shape[0])
+            dots = q @ b[start:stop].T
+            block = (1.0 - dots) if inner_product else (q_sq + b_sq[start:stop] - 2.0 * dots)
+            block_d, block_i = torch.topk(block, min(k, stop - start), dim=1, largest=False)
+            cand_d = torch.cat([best_d, block_d], 1)
+            cand_i = torch.cat([best_i, block_i + start], 1)
+            best_d, pos = torch.topk(cand_d, min(k, cand_d.shape[1]), dim=1, largest=False, sorted=True)
+            best_i = cand_i.gather(1, pos)
+        return best_d.cpu().numpy(), best_i.cpu().numpy()
+
+    return search
+
+
+def _drop_self(d: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Remove each query's own index from its (q, k+1) neighbour row, giving (q, k).
+
+    Row r is query r. When exact duplicates push r out of its own list, the farthest is dropped.
+    """
+    is_self = i == np.arange(i.shape[0])[:, None]
+    is_self[~is_self.any(1), -1] = True
+    keep = ~is_self
+    return d[keep].reshape(i.shape[0], -1), i[keep].reshape(i.shape[0], -1)
+
+
+def nearest_neighbours(
+    queries,
+    base,
+    k: int,
+    metric: str = "euclidean",
+    exclude_self: bool = False,
+    backend: str = "auto",
+    query_chunk: int = 4096,
+    base_chunk: int = 16384,
+    device: str = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours of each query row among the base rows.
+
+    Args:
+        queries: (q, d) array; base: (b, d) array.
+        k: neighbours per query, at most b (b - 1 with ``exclude_self``).
+        metric: "euclidean" (true, not squared, distance) or "cosine" (1 - cosine similarity).
+        exclude_self: ``queries`` is ``base`` (same rows, same order); drop row i from its own list.
+        backend: "faiss" (IndexFlatL2, or IndexFlatIP on unit vectors for cosine), "torch"
+            (matmul ||q||^2 - 2 q.b + ||b||^2 over (query_chunk, base_chunk) blocks keeping a
+            running top-k, so memory stays bounded for any q and b) or "auto" (faiss when
+            installed, else torch).
+        query_chunk, base_chunk: block sizes; faiss tiles the base itself and uses only query_chunk.
+        device: torch backend only: "cpu", "cuda" or "auto".
+
+    Returns:
+        distances (q, k) float32 sorted ascending per row, indices (q, k) int64 into ``base``.
+    """
+    queries = as_finite_matrix("queries", queries)
+    base = as_finite_matrix("base", base)
+    check_choice("metric", metric, METRICS)
+    check_choice("backend", backend, BACKENDS)
+    k = check_positive_int("k", k)
+    query_chunk = check_positive_int("query_chunk", query_chunk)
+    base_chunk = check_positive_int("base_chunk", base_chunk)
+    if queries.shape[1] != base.shape[1]:
+        raise ScorecastError(f"queries have {queries.shape[1]} features but base has {base.shape[1]}")
+    if exclude_self and queries.shape != base.shape:
+        raise ScorecastError("exclude_self=True needs queries to be the base itself (same rows)")
+    available = base.shape[0] - int(exclude_self)
+    if k > available:
+        raise ScorecastError(f"k={k} exceeds the {available} base samples available as neighbours")
+    if backend == "auto":
+        backend = "faiss" if _faiss_available() else "torch"
+
+    cosine = metric == "cosine"
+    prepare = _normalise if cosine else np.ascontiguousarray
+    k_search = k + int(exclude_self)
+    if backend == "faiss":
+        search = _faiss_searcher(prepare(base), k_search, cosine)
+    else:
+        search = _torch_searcher(prepare(base), k_search, cosine, base_chunk, _resolve_device(device))
+
+    distances = np.empty((queries.shape[0], k_search), dtype=np.float32)
+    indices = np.empty((queries.shape[0], k_search), dtype=np.int64)
+    for start in range(0, queries.shape[0], query_chunk):
+        rows = slice(start, start + query_chunk)
+        distances[rows], indices[rows] = search(prepare(queries[rows]))
+    np.maximum(distances, 0.0, out=distances)
+    if not cosine:
+        np.sqrt(distances, out=distances)
+    return _drop_self(distances, indices) if exclude_self else (distances, indices)
+
+
+# ----------------------------------------------------------------------------- kNN
+
+
+def _neighbour_average(distances: np.ndarray, neighbour_scores: np.ndarray, weighting: str) -> np.ndarray:
+    """(q,) prediction from (q, k) distances and neighbour scores.
+
+    "uniform": mean. "exp": weights exp(-d) / sum exp(-d), computed as softmax(-d) (shifted by
+    the row minimum) so it stays finite for any distance.
+    """
+    if weighting == "uniform":
+        return neighbour_scores.mean(1)
+    d = distances.astype(np.float64)
+    w = np.exp(d.min(1, keepdims=True) - d)
+    return (w * neighbour_scores).sum(1) / w.sum(1)
+
+
+def knn(
+    Z,
+    subset_idx,
+    subset_scores,
+    k: int = 10,
+    weighting: str = "uniform",
+    metric: str = "euclidean",
+    backend: str = "auto",
+) -> np.ndarray:
+    """kNN extrapolation: each unscored sample gets the (weighted) mean of its k nearest subset scores.
+
+    Args:
+        Z: (n, d) embeddings of all samples.
+        subset_idx: (m,) distinct indices of the scored subset; subset_scores: (m,) their scores.
+        k: neighbours, 1 <= k <= m.
+        weighting: "uniform" (paper's "avg") or "exp" (paper's "weighted": softmax(-distance)).
+        metric: "euclidean" or "cosine"; backend: see :func:`nearest_neighbours`.
+
+    Returns:
+        (n,) float64; subset positions hold ``subset_scores`` exactly.
+    """
+    Z, idx, scores = _check_inputs(Z, subset_idx, subset_scores)
+    check_choice("weighting", weighting, WEIGHTINGS)
+    k = check_positive_int("k", k)
+    if k > idx.size:
+        raise ScorecastError(f"k={k} exceeds the subset size {idx.size}; choose k <= {idx.size}")
+    rest = _complement(Z.shape[0], idx)
+    predicted = np.empty(0)
+    if rest.size:
+        d, i = nearest_neighbours(Z[rest], Z[idx], k, metric=metric, backend=backend)
+        predicted = _neighbour_average(d, scores[i], weighting)
+    return _assemble(Z.shape[0], idx, scores, rest, predicted)
+
+
+# ----------------------------------------------------------------------------- GNN and MLP
+
+
+@dataclass(frozen=True)
+class KnnGraph:
+    """Directed kNN graph over all n samples: row i lists i's k nearest other samples.
+
+    distances, indices: (n, k) ascending. A graph built with k serves any k' <= k (first k'
+    columns), so one search covers a whole grid of k.
+    """
+
+    distances: np.ndarray
+    indices: np.ndarray
+    metric: str
+
+    @property
+    def k(self) -> int:
+        return self.indices.shape[1]
+
+    def adjacency(self, k: int) -> torch.Tensor:
+        """(n, n) sparse ``adj_t`` with adj_t[i, j] = exp(-d_ij / 2) for i's first k neighbours j.
+
+        Row = target node, column = source: messages flow neighbour j -> node i (PyG's ``adj_t``
+        convention); sparse matmul avoids materialising one message per edge.
+        """
+        k = check_positive_int("k", k)
+        if k > self.k:
+            raise ScorecastError(f"the graph has k={self.k} neighbours per node; cannot use k={k}")
+        n = self.indices.shape[0]
+        rows = torch.arange(n).repeat_interleave(k)
+        columns = torch.from_numpy(np.ascontiguousarray(self.indices[:, :k]).ravel())
+        weights = torch.from_numpy(np.exp(-self.distances[:, :k].astype(np.float32).ravel() / 2.0))
+        return torch.sparse_coo_tensor(torch.stack([rows, columns]), weights, (n, n), check_invariants=False).coalesce()
+
+
+def knn_graph(Z, k: int = 10, metric: str = "euclidean", backend: str = "auto", device: str = "cpu") -> KnnGraph:
+    """Exact kNN graph of the rows of Z (n, d), no self loops; pass it to :func:`gnn` as ``graph=``."""
+    d, i = nearest_neighbours(Z, Z, k, metric=metric, exclude_self=True, backend=backend, device=device)
+    return KnnGraph(d, i, metric)
+
+
+class _Stack(nn.Module):
+    """layer(in, h1) - ReLU - Dropout - ... - layer(h_last, 1); forward(x, *graph) -> (n,)."""
+
+    def __init__(self, dims: Sequence[int], dropout: float, layer: Callable[[int, int], nn.Module]):
+        super().__init__()
+        self.layers = nn.ModuleList(layer(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, *graph: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers[:-1]:
+            x = nn.functional.dropout(torch.relu(layer(x, *graph)), self.dropout, self.training)
+        return self.layers[-1](x, *graph).squeeze(-1)
+
+
+class _Linear(nn.Linear):
+    """nn.Linear that ignores graph arguments, so MLP and GCN share :class:`_Stack`."""
+
+    def forward(self, x: torch.Tensor, *graph: torch.Tensor) -> torch.Tensor:
+        return super().forward(x)
+
+
+def _features(Z: np.ndarray, labels) -> np.ndarray:
+    """(n, c + d) [one-hot(labels) || Z] when labels are given, else Z (n, d)."""
+    if labels is None:
+        return Z
+    labels = _check_labels(labels, Z.shape[0])
+    return np.hstack([np.eye(labels.max() + 1, dtype=np.float32)[labels], Z])
+
+
+def _fit_predict(
+    build: Callable[[], nn.Module],
+    inputs: tuple[torch.Tensor, ...],
+    idx: np.ndarray,
+    scores: np.ndarray,
+    seed: int,
+    epochs: int,
+    lr: float,
+    val_fraction: float,
+    standardize: bool,
+    device: torch.device,
+) -> np.ndarray:
+    """Train ``build()`` full-batch on a seeded 90/10 train/validation split of the subset.
+
+    ``model(*inputs)`` predicts all n nodes at once; MSE on train nodes, Adam, one step per epoch;
+    the parameters of the epoch with the best validation Pearson predict everything. Targets are
+    z-scored with the train part's mean/std when ``standardize`` and predictions mapped back.
+    Returns (n,) float64 predictions (subset positions not yet overwritten). Seeds a forked RNG,
+    so the global torch RNG is left as it was.
+    """
+    epochs = check_positive_int("epochs", epochs)
+    if not 0.0 < val_fraction < 1.0:
+        raise ScorecastError(f"val_fraction={val_fraction!r} must lie strictly between 0 and 1")
+    n_val = int(round(val_fraction * idx.size))
+    if n_val < 2 or n_val >= idx.size:
+        raise ScorecastError(
+            f"subset of {idx.size} with val_fraction={val_fraction} leaves {n_val} validation samples; "
+            "need at least 2 and at least one for training"
+        )
+    order = np.random.default_rng(seed).permutation(idx.size)
+    val, train = order[:n_val], order[n_val:]
+    mean, std = (scores[train].mean(), scores[train].std() or 1.0) if standardize else (0.0, 1.0)
+    target = torch.from_numpy((scores - mean) / std).float().to(device)
+    train_nodes = torch.from_numpy(idx[train]).to(device)
+    inputs = tuple(t.to(device) for t in inputs)
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model = build().to(device)
+        optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+        best, best_state = -np.inf, None
+        for _ in range(epochs):
+            model.train()
+            optimiser.zero_grad()
+            loss = nn.functional.mse_loss(model(*inputs)[train_nodes], target[train])
+            loss.backward()
+            optimiser.step()
+            model.eval()
+            with torch.no_grad():
+                val_pred = model(*inputs)[idx[val]].double().cpu().numpy()
+            quality = pearson(val_pred, scores[val]) if np.isfinite(val_pred).all() else -np.inf
+            if quality > best or best_state is None:
+                best, best_state = quality, copy.deepcopy(model.state_dict())
+        model.load_state_dict(best_state)
+        with torch.no_grad():
+            predicted = model(*inputs).double().cpu().numpy()
+    return predicted * std + mean
+
+
+def gnn(
+    Z,
+    subset_idx,
+    subset_scores,
+    labels=None,
+    k: int = 10,
+    seed: int = 0,
+    hidden: Sequence[int] = (512, 256),
+    dropout: float = 0.5,
+    epochs: int = 50,
+    lr: float = 1e-3,
+    val_fraction: float = 0.1,
+    metric: str = "euclidean",
+    standardize: bool = True,
+    graph: KnnGraph | None = None,
+    device: str = "auto",
+) -> np.ndarray:
+    """GCN extrapolation over a directed kNN graph of all n samples (transductive, full batch).
+
+    Graph: each node i receives edges from its k nearest other samples j, weight exp(-d_ij / 2)
+    (``graph`` reuses a :func:`knn_graph` built once, with at least k neighbours per node).
+    Features: [one-hot(labels) || Z] when ``labels`` (n,) are given, else Z. Model:
+    GCNConv(in, 512)-ReLU-Dropout-GCNConv(512, 256)-ReLU-Dropout-GCNConv(256, 1) (``hidden``).
+    Training: MSE on 90 % of the subset, Adam(lr), one full-batch step per epoch, keep the epoch
+    with the best Pearson on the other 10 % (seeded split). With ``standardize`` (default) the
+    targets are z-scored with the train part's mean/std and predictions mapped back, so the
+    output is on the score scale; the ranking is what matters. Note full-batch means one
+    optimiser step per epoch (the authors' mini-batches took many), so ``epochs`` may need raising.
+
+    Deterministic for a seed on CPU; the global torch RNG is not changed. ``device``: "auto"
+    (CUDA when present), "cpu" or "cuda".
+
+    Returns:
+        (n,) float64; subset positions hold ``subset_scores`` exactly.
+    """
+    from torch_geometric.nn import GCNConv
+
+    Z, idx, scores = _check_inputs(Z, subset_idx, subset_scores)
+    k = check_positive_int("k", k)
+    check_choice("metric", metric, METRICS)
+    if graph is None:
+        graph = knn_graph(Z, k, metric=metric)
+    elif graph.indices.shape[0] != Z.shape[0] or graph.metric != metric:
+        raise ScorecastError(
+            f"graph was built on {graph.indices.shape[0]} samples with metric={graph.metric!r}; "
+            f"Z has {Z.shape[0]} and metric={metric!r}"
+        )
+    x = torch.from_numpy(_features(Z, labels))
+    dims = [x.shape[1], *hidden, 1]
+    predicted = _fit_predict(
+        lambda: _Stack(dims, dropout, lambda a, b: GCNConv(a, b, cached=True)),
+        (x, graph.adjacency(k)),
+        idx, scores, seed, epochs, lr, val_fraction, standardize, _resolve_device(device),
+    )
+    rest = _complement(Z.shape[0], idx)
+    return _assemble(Z.shape[0], idx, scores, rest, predicted[rest])
+
+
+def mlp(
+    Z,
+    subset_idx,
+    subset_scores,
+    labels=None,
+    seed: int = 0,
+    hidden: Sequence[int] = (256, 64),
+    dropout: float = 0.5,
+    epochs: int = 200,
+    lr: float = 1e-3,
+    val_fraction: float = 0.1,
+    standardize: bool = True,
+    device: str = "auto",
+) -> np.ndarray:
+    """MLP baseline: Linear(in, 256)-ReLU-Dropout-Linear(256, 64)-ReLU-Dropout-Linear(64, 1).
+
+    Features [one-hot(labels) || Z] (Z alone without labels); trained exactly like :func:`gnn`
+    (same split, full batch, best validation Pearson, standardised targets), only without a graph.
+
+    Returns:
+        (n,) float64; subset positions hold ``subset_scores`` exactly.
+    """
+    Z, idx, scores = _check_inputs(Z, subset_idx, subset_scores)
+    x = torch.from_numpy(_features(Z, labels))
+    dims = [x.shape[1], *hidden, 1]
+    predicted = _fit_predict(
+        lambda: _Stack(dims, dropout, _Linear),
+        (x,),
+        idx, scores, seed, epochs, lr, val_fraction, standardize, _resolve_device(device),
+    )
+    rest = _complement(Z.shape[0], idx)
+    return _assemble(Z.shape[0], idx, scores, rest, predicted[rest])
+
+
+def score_sampling(Z, subset_idx, subset_scores, seed: int = 0) -> np.ndarray:
+    """Baseline: each unscored sample draws a score (with replacement) from the subset's scores.
+
+    Ignores Z beyond its length. Returns (n,) float64; subset positions hold ``subset_scores``.
+    """
+    Z, idx, scores = _check_inputs(Z, subset_idx, subset_scores)
+    rest = _complement(Z.shape[0], idx)
+    return _assemble(Z.shape[0], idx, scores, rest, np.random.default_rng(seed).choice(scores, rest.size))
+
+
+def subset_plus_random(Z, subset_idx, subset_scores, seed: int = 0) -> np.ndarray:
+    """Baseline: subset keeps its scores, the rest draw uniformly in [min, max] of the subset scores.
+
+    Unscored samples therefore interleave at random with the subset's ranking (neither all above
+    nor all below it). Returns (n,) float64.
+    """
+    Z, idx, scores = _check_inputs(Z, subset_idx, subset_scores)
+    rest = _complement(Z.shape[0], idx)
+    drawn = np.random.default_rng(seed).uniform(scores.min(), scores.max(), rest.size)
+    return _assemble(Z.shape[0], idx, scores, rest, drawn)
+
+
+# ----------------------------------------------------------------------------- choosing k
+
+
+def _grid_table(grid: Mapping[str, Sequence], evaluate: Callable[[dict], list[float]]) -> pd.DataFrame:
+    """One row per grid combination: its parameters, mean and std of ``evaluate(params)``."""
+    if not grid or any(len(values) == 0 for values in grid.values()):
+        raise ScorecastError(f"grid={dict(grid)!r} needs at least one parameter with at least one value")
+    rows = []
+    for values in itertools.product(*grid.values()):
+        params = dict(zip(grid, values))
+        results = np.asarray(evaluate(params), dtype=np.float64)
+        rows.append({**params, "mean": results.mean(), "std": results.std(), "folds": results.size})
+    return pd.DataFrame(rows)
+
+
+def best_params(table: pd.DataFrame) -> dict:
+    """Parameters of the row with the highest mean (first such row on ties)."""
+    row = table.loc[table["mean"].idxmax()]
+    return {name: row[name] for name in table.columns if name not in ("mean", "std", "folds")}
+
+
+def cross_validate(
+    extrapolator: Extrapolator,
+    Z,
+    subset_idx,
+    subset_scores,
+    grid: Mapping[str, Sequence],
+    folds: int = 5,
+    seed: int = 0,
+    score: Callable[[np.ndarray, np.ndarray], float] = spearman,
+    **fixed,
+) -> pd.DataFrame:
+    """Non-oracle tuning: K-fold cross-validation over the scored subset only.
+
+    For every combination of ``grid`` (name -> values) and every fold, ``extrapolator(Z,
+    subset_idx[train], subset_scores[train], **fixed, **params)`` predicts all n samples and
+    ``score(prediction[held], subset_scores[held])`` rates the held-out fold. Folds come from a
+    seeded permutation of the subset. Works for any extrapolator (e.g. :func:`gnn` with
+    ``graph=knn_graph(Z, max_k)`` in ``fixed`` and ``grid={"k": [...]}``).
+
+    Returns:
+        DataFrame, one row per combination: the grid parameters, ``mean`` and ``std`` over folds,
+        ``folds``. :func:`best_params` picks the winner.
+    """
+    Z, idx, scores = _check_inputs(Z, subset_idx, subset_scores)
+    folds = check_positive_int("folds", folds)
+    if not 2 <= folds <= idx.size:
+        raise ScorecastError(f"folds={folds} must lie in [2, subset size {idx.size}]")
+    parts = np.array_split(np.random.default_rng(seed).permutation(idx.size), folds)
+    trains = [np.setdiff1d(np.arange(idx.size), held) for held in parts]
+
+    def evaluate(params: dict) -> list[float]:
+        return [
+            score(extrapolator(Z, idx[train], scores[train], **fixed, **params)[idx[held]], scores[held])
+            for held, train in zip(parts, trains)
+        ]
+
+    return _grid_table(grid, evaluate)
+
+
+def oracle_validate(
+    extrapolator: Extrapolator,
+    Z,
+    subset_idx,
+    subset_scores,
+    full_scores,
+    grid: Mapping[str, Sequence],
+    score: Callable[[np.ndarray, np.ndarray], float] = spearman,
+    **fixed,
+) -> pd.DataFrame:
+    """The paper's oracle tuning: rate each grid combination by ``score`` against the full-data
+    scores (n,) on the samples OUTSIDE the subset. Same table as :func:`cross_validate` (folds=1)."""
+    Z, idx, scores = _check_inputs(Z, subset_idx, subset_scores)
+    full = as_finite_vector("full_scores", full_scores, length=Z.shape[0])
+    rest = _complement(Z.shape[0], idx)
+    if rest.size < 2:
+        raise ScorecastError("oracle validation needs at least 2 samples outside the subset")
+
+    def evaluate(params: dict) -> list[float]:
+        return [score(extrapolator(Z, idx, scores, **fixed, **params)[rest], full[rest])]
+
+    return _grid_table(grid, evaluate)
+
+
+def _check_ks(ks: Sequence[int], limit: int, why: str) -> list[int]:
+    ks = [check_positive_int("ks", k) for k in ks]
+    if not ks or max(ks) > limit:
+        raise ScorecastError(f"ks={ks} must be non-empty with every k <= {limit} ({why})")
+    return ks
+
+
+def select_k_cv(
+    Z,
+    subset_idx,
+    subset_scores,
+    ks: Sequence[int] = (1, 5, 10, 20, 50, 100),
+    folds: int = 5,
+    seed: int = 0,
+    weighting: str = "uniform",
+    metric: str = "euclidean",
+    score: Callable[[np.ndarray, np.ndarray], float] = spearman,
+    backend: str = "auto",
+) -> tuple[int, pd.DataFrame]:
+    """Choose kNN's k without an oracle: K-fold CV on the subset (see :func:`cross_validate`).
+
+    Uses only the subset's embeddings (kNN predictions for held-out subset samples do not depend
+    on unscored samples). Returns (best k, table with per-k mean/std of ``score``).
+    """
+    Z, idx, scores = _check_inputs(Z, subset_idx, subset_scores)
+    smallest_train = idx.size - -(-idx.size // max(folds, 1))
+    ks = _check_ks(ks, smallest_train, f"the smallest training fold of {folds}-fold CV has {smallest_train} samples")
+    table = cross_validate(
+        knn, Z[idx], np.arange(idx.size), scores, {"k": ks}, folds=folds, seed=seed, score=score,
+        weighting=weighting, metric=metric, backend=backend,
+    )
+    return int(best_params(table)["k"]), table
+
+
+def select_k_oracle(
+    Z,
+    subset_idx,
+    subset_scores,
+    full_scores,
+    ks: Sequence[int] = (1, 5, 10, 20, 50, 100),
+    weighting: str = "uniform",
+    metric: str = "euclidean",
+    score: Callable[[np.ndarray, np.ndarray], float] = spearman,
+    backend: str = "auto",
+) -> tuple[int, pd.DataFrame]:
+    """Choose kNN's k as the paper did, by ``score`` against full-data scores outside the subset.
+
+    An oracle (needs the full-data run it is meant to save); for comparison with
+    :func:`select_k_cv`. Returns (best k, table with per-k score in ``mean``).
+    """
+    Z, idx, scores = _check_inputs(Z, subset_idx, subset_scores)
+    ks = _check_ks(ks, idx.size, f"the subset has {idx.size} samples")
+    table = oracle_validate(
+        knn, Z, idx, scores, full_scores, {"k": ks}, score=score,
+        weighting=weighting, metric=metric, backend=backend,
+    )
+    return int(best_params(table)["k"]), table
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+def calibrate_to_subset(scores, subset_idx) -> np.ndarray:
+    """Rank calibration against oversmoothing: quantile-match the extrapolated part to the subset.
+
+    The n - m non-subset entries of ``scores`` (n,) keep their order but take the values of the
+    subset's empirical score distribution at their rank quantiles (rank - 0.5) / (n - m) (ties
+    share a value); subset entries are unchanged. Returns (n,) float64.
+    """
+    from scipy.stats import rankdata
+
+    scores = as_finite_vector("scores", scores)
+    idx = as_index_vector("subset_idx", subset_idx, scores.size)
+    if idx.size == 0:
+        raise ScorecastError("subset_idx is empty; calibration needs the subset's scores")
+    rest = _complement(scores.size, idx)
+    out = scores.copy()
+    if rest.size:
+        out[rest] = np.quantile(scores[idx], (rankdata(scores[rest]) - 0.5) / rest.size)
+    return out

@@ -1,0 +1,344 @@
+"""Pipeline stages with caching and per-phase timings: what the notebooks call.
+
+Stages (each cached under a key of everything that produced it, each reporting its wall time as
+measured when it was computed, so cost accounting stays honest on cache hits):
+
+1. ``run(seed, fraction)``: train the scoring model on all samples (fraction None) or on a
+   uniform random subset (the proxy run F_s), recording training dynamics.
+2. ``subset_scores(run, scorer)``: pure scorer on the recorded dynamics, (m,) aligned to run.indices.
+3. ``embedding(run)``: penultimate features of ALL n samples from the trained model (eval mode,
+   test transform), (n, d).
+4. ``extrapolate(...)``: an extrapolator from :mod:`scorecast.extrapolate` on (Z, subset scores).
+5. ``retrain(scores, rate, seed)``: prune with ``prune.select``, retrain from scratch, evaluate.
+
+``full_scores`` and ``extrapolated_scores`` chain these into a :class:`ScoreResult` whose
+``seconds`` splits the cost into scoring (+ embedding) and extrapolation; ``accuracy_table`` and
+``fidelity_table`` produce the tidy tables (one row per scorer x method x rate/fraction x seed)
+that notebooks plot from.
+
+Experiment config (validated by :mod:`scorecast.params`)::
+
+    {"data": {"name": "digits", "root": None, ...}, "test_data": None, "model": "tiny_cnn",
+     "paradigm": "supervised" | "adversarial", "scoring": Recipe fields, "record": {"source",
+     "trajectory", "trajectory_length"}, "retrain": Recipe fields, "attack": PGD fields,
+     "eval_attack_steps": 20, "device": "auto"}
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import extrapolate as ex
+from . import metrics, prune, scores
+from .cache import Cache
+from .data import ImageDataset, load_dataset, random_subset
+from .models import build_model
+from .params import validate_experiment
+from .train import PGD, Dynamics, Recipe, RecordSpec, embed, train
+from .validation import ScorecastError, check_choice
+
+STAGE_VERSIONS = {"train": "1", "embed": "1", "extrapolate": "1", "retrain": "1"}
+EXTRAPOLATORS = {
+    "knn": ex.knn,
+    "gnn": ex.gnn,
+    "mlp": ex.mlp,
+    "score_sampling": ex.score_sampling,
+    "subset_plus_random": ex.subset_plus_random,
+}
+SCORERS = ("du", "tdds", "el2n", "forgetting", "random")
+
+
+@functools.lru_cache(maxsize=8)
+def _load(spec_json: str, split: str) -> ImageDataset:
+    spec = json.loads(spec_json)
+    name = spec.pop("name")
+    return load_dataset(name, split, **spec)
+
+
+def _digest(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+
+
+def method_label(method: dict) -> str:
+    """Readable name of a method spec, e.g. ``knn(k=10, weighting=exp)``; ``label`` overrides."""
+    if "label" in method:
+        return method["label"]
+    extra = ", ".join(f"{k}={v}" for k, v in method.items() if k != "name")
+    return f"{method['name']}({extra})" if extra else method["name"]
+
+
+@dataclass
+class Run:
+    """A finished scoring run: model trained on ``indices`` ((m,) sorted dataset positions)."""
+
+    indices: np.ndarray
+    dynamics: Dynamics
+    path: Path
+    seconds: float
+    model_name: str
+    num_classes: int
+    in_channels: int
+
+    def model(self):
+        model = build_model(self.model_name, self.num_classes, self.in_channels)
+        model.load_state_dict(torch.load(self.path / "model.pt", map_location="cpu"))
+        return model.eval()
+
+
+@dataclass
+class ScoreResult:
+    """Scores (n,) for every training sample plus how they were made.
+
+    subset_idx: (m,) positions with computed scores (all n for full scoring); seconds: wall time
+    per phase ("scoring", "embedding", "extrapolation").
+    """
+
+    scores: np.ndarray
+    subset_idx: np.ndarray
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def total_seconds(self) -> float:
+        return float(sum(self.seconds.values()))
+
+
+class Pipeline:
+    """All stages of one experiment config, sharing one artefact cache."""
+
+    def __init__(self, experiment: dict, cache_root: str | Path | None = None):
+        self.experiment = validate_experiment(experiment)
+        self.cache = Cache(cache_root)
+        self.model_name = self.experiment["model"]
+        self.device = self.experiment["device"]
+        self.attack = PGD(**self.experiment["attack"]) if self.experiment["paradigm"] == "adversarial" else None
+
+    # ---------------------------------------------------------------- data
+    @property
+    def train_set(self) -> ImageDataset:
+        return _load(json.dumps(self.experiment["data"], sort_keys=True), "train")
+
+    @property
+    def test_set(self) -> ImageDataset:
+        spec = self.experiment["test_data"] or self.experiment["data"]
+        return _load(json.dumps(spec, sort_keys=True), "test")
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.train_set.labels.numpy()
+
+    def _data_key(self) -> dict:
+        return {"spec": self.experiment["data"], "fingerprint": self.train_set.fingerprint()}
+
+    # ---------------------------------------------------------------- stage 1: scoring run
+    def run(self, seed: int, fraction: float | None = None, scoring: dict | None = None) -> Run:
+        """Train the scoring model on all samples or on a random ``fraction`` (subset seed = seed).
+
+        ``scoring`` overrides recipe fields for this run (e.g. TDDS's SGD recipe)."""
+        n = len(self.train_set)
+        indices = np.arange(n) if fraction is None else random_subset(n, float(fraction), seed)
+        recipe = Recipe(**{**self.experiment["scoring"], **(scoring or {})})
+        record_cfg = self.experiment["record"]
+        length = min(record_cfg["trajectory_length"], recipe.epochs)
+        record = RecordSpec(record_cfg["source"], tuple(scores.trajectory_epochs(recipe.epochs, length, record_cfg["trajectory"])))
+        config = {
+            "data": self._data_key(),
+            "model": self.model_name,
+            "recipe": recipe.__dict__,
+            "record": record.__dict__,
+            "attack": None if self.attack is None else self.attack.__dict__,
+            "seed": seed,
+            "indices": _digest(indices),
+        }
+
+        def compute(folder: Path) -> dict:
+            model = build_model(self.model_name, self.train_set.num_classes, self.train_set.in_channels, seed=seed)
+            train(model, self.train_set, indices, recipe, seed, record, folder / "dynamics", self.attack, self.device,
+                  desc=f"scoring run seed {seed}" + ("" if fraction is None else f" subset {fraction}"))
+            torch.save(model.cpu().state_dict(), folder / "model.pt")
+            return {"m": int(len(indices))}
+
+        art = self.cache.get("train", STAGE_VERSIONS["train"], config, compute)
+        ds = self.train_set
+        return Run(indices, Dynamics(art.path / "dynamics"), art.path, art.seconds, self.model_name, ds.num_classes, ds.in_channels)
+
+    # ---------------------------------------------------------------- stage 2: scores
+    def subset_scores(self, run: Run, scorer: dict) -> np.ndarray:
+        """(m,) scores of the run's samples from its dynamics; scorer e.g. {"name": "du", "window": 10}."""
+        name = scorer["name"]
+        check_choice("scorer.name", name, SCORERS)
+        view = scorer.get("view", "clean")
+        dyn = run.dynamics
+        if name == "du":
+            return scores.dynamic_uncertainty(dyn.true_prob(view), scorer.get("window", 10), scorer.get("variant", "clean"))
+        if name == "tdds":
+            return scores.tdds(dyn.softmax(view), scorer.get("window", 10), scorer.get("decay", 0.9))
+        if name == "el2n":
+            epoch = scorer.get("epoch", 0)
+            slot = dyn.softmax_epochs.index(epoch) if epoch in dyn.softmax_epochs else None
+            if slot is None:
+                raise ScorecastError(f"el2n needs the softmax of epoch {epoch}; record.trajectory must include it (recorded: {dyn.softmax_epochs})")
+            return scores.el2n(dyn.softmax(view)[slot], self.labels[run.indices])
+        if name == "forgetting":
+            return scores.forgetting(dyn.correct(view), scorer.get("never_learned", "max"))
+        return scores.random_scores(len(run.indices), scorer.get("seed", 0))
+
+    # ---------------------------------------------------------------- stage 3: embedding
+    def embedding(self, run: Run) -> tuple[np.ndarray, float]:
+        """(Z (n, d) float32 penultimate features of all samples, seconds)."""
+        config = {"run": run.path.name, "data": self._data_key()}
+
+        def compute(folder: Path) -> dict:
+            np.save(folder / "Z.npy", embed(run.model(), self.train_set, device=self.device))
+            return {}
+
+        art = self.cache.get("embed", STAGE_VERSIONS["embed"], config, compute)
+        return np.load(art.file("Z.npy")), art.seconds
+
+    # ---------------------------------------------------------------- stage 4: extrapolation
+    def full_scores(self, scorer: dict, seed: int) -> ScoreResult:
+        """Ground-truth scores from a run on all n samples."""
+        run = self.run(seed, None, scorer.get("scoring"))
+        return ScoreResult(self.subset_scores(run, scorer), run.indices, {"scoring": run.seconds})
+
+    def extrapolated_scores(self, scorer: dict, fraction: float, seed: int, method: dict) -> ScoreResult:
+        """Scores of all n samples from a proxy run on a ``fraction`` subset and ``method``.
+
+        method: {"name": one of EXTRAPOLATORS, ...its keyword arguments...}; for knn, ``k`` may be
+        "cv" (cross-validated on the subset: non-oracle) or "oracle" (best correlation with the
+        full-data scores of the same seed: the paper's choice). ``calibrate: True`` maps the
+        extrapolated part onto the subset's score distribution. ``labels: True`` gives the GNN/MLP
+        the class labels.
+        """
+        run = self.run(seed, fraction, scorer.get("scoring"))
+        computed = self.subset_scores(run, scorer)
+        Z, embed_seconds = self.embedding(run)
+        options = {k: v for k, v in method.items() if k not in ("name", "label", "calibrate", "ks")}
+        name = method["name"]
+        check_choice("method.name", name, EXTRAPOLATORS)
+        chosen_k = None
+        if options.get("k") in ("cv", "oracle"):
+            ks = [k for k in method.get("ks", (1, 5, 10, 20, 50, 100)) if k <= len(run.indices) * 0.8]
+            if options["k"] == "cv":
+                chosen_k, _ = ex.select_k_cv(Z, run.indices, computed, ks=ks, seed=seed)
+            else:
+                full = self.full_scores(scorer, seed).scores
+                chosen_k, _ = ex.select_k_oracle(Z, run.indices, computed, full, ks=ks)
+            options["k"] = int(chosen_k)
+        if "labels" in options:
+            options["labels"] = self.labels if options["labels"] else None
+        if name in ("gnn", "mlp", "score_sampling", "subset_plus_random"):
+            options.setdefault("seed", seed)
+        if name in ("gnn", "mlp"):
+            options.setdefault("device", self.device)
+        config = {"run": run.path.name, "scorer": scorer, "method": {**method, "k": options.get("k")}}
+
+        def compute(folder: Path) -> dict:
+            np.save(folder / "scores.npy", EXTRAPOLATORS[name](Z, run.indices, computed, **options))
+            return {"k": options.get("k")}
+
+        art = self.cache.get("extrapolate", STAGE_VERSIONS["extrapolate"], config, compute)
+        result = np.load(art.file("scores.npy"))
+        if method.get("calibrate"):
+            result = ex.calibrate_to_subset(result, run.indices)
+        return ScoreResult(result, run.indices, {"scoring": run.seconds, "embedding": embed_seconds, "extrapolation": art.seconds})
+
+    def scores_for(self, scorer: dict, method: dict, seed: int, fraction: float | None = None) -> ScoreResult:
+        """Dispatch: method "full" (full-data run), "random" (uniform scores) or an extrapolator."""
+        if method["name"] == "full":
+            return self.full_scores(scorer, seed)
+        if method["name"] == "random":
+            n = len(self.train_set)
+            return ScoreResult(scores.random_scores(n, seed), np.arange(0), {})
+        if fraction is None:
+            raise ScorecastError(f"method {method_label(method)} extrapolates: give a subset fraction")
+        return self.extrapolated_scores(scorer, fraction, seed, method)
+
+    # ---------------------------------------------------------------- stage 5: prune + retrain
+    def retrain(self, score_values: np.ndarray, rate: float, seed: int, class_balanced: bool = False) -> dict:
+        """Prune ``rate`` of the samples by ``score_values`` (n,), retrain from scratch, evaluate.
+
+        Returns prune.retrain_and_evaluate's dict (top1, top5, robust_top1, n_kept, seconds)."""
+        kept = prune.select(score_values, rate, self.labels, class_balanced)
+        recipe = Recipe(**self.experiment["retrain"])
+        robust = None if self.attack is None else PGD(self.attack.eps, self.attack.step, self.experiment["eval_attack_steps"])
+        config = {
+            "data": self._data_key(),
+            "test": self.experiment["test_data"],
+            "model": self.model_name,
+            "recipe": recipe.__dict__,
+            "attack": None if self.attack is None else self.attack.__dict__,
+            "robust": None if robust is None else robust.__dict__,
+            "kept": _digest(kept),
+            "seed": seed,
+        }
+
+        def compute(folder: Path) -> dict:
+            return prune.retrain_and_evaluate(self.model_name, self.train_set, self.test_set, kept, recipe, seed, self.attack, robust, self.device)
+
+        return self.cache.get("retrain", STAGE_VERSIONS["retrain"], config, compute).info
+
+    # ---------------------------------------------------------------- tidy tables
+    def accuracy_table(self, scorers: list[dict], methods: list[dict], rates: list[float], seeds: list[int],
+                       fraction: float | None = None, class_balanced: bool = False) -> pd.DataFrame:
+        """One row per scorer x method x rate x seed: accuracy after pruning and retraining, and
+        the cost of each phase (scoring, embedding, extrapolation, final training) in seconds."""
+        rows = []
+        for scorer in scorers:
+            for method in methods:
+                for seed in seeds:
+                    result = self.scores_for(scorer, method, seed, fraction)
+                    for rate in rates:
+                        out = self.retrain(result.scores, rate, seed, class_balanced)
+                        rows.append({
+                            "scorer": scorer["name"], "method": method_label(method), "fraction": fraction if method["name"] not in ("full", "random") else None,
+                            "rate": rate, "seed": seed, "top1": out["top1"], "top5": out["top5"], "robust_top1": out["robust_top1"],
+                            **{f"{phase}_seconds": result.seconds.get(phase, 0.0) for phase in ("scoring", "embedding", "extrapolation")},
+                            "final_training_seconds": out["train_seconds"],
+                        })
+        return pd.DataFrame(rows)
+
+    def fidelity_table(self, scorers: list[dict], methods: list[dict], fractions: list[float], seeds: list[int],
+                       rates: tuple[float, ...] = (0.5,)) -> pd.DataFrame:
+        """One row per scorer x method x fraction x seed: Pearson, Spearman, Kendall and tail
+        overlaps against full-data scores (same seed), on samples OUTSIDE the subset, beside the
+        ceiling (subset-run scores vs full-run scores on the subset samples)."""
+        rows = []
+        for scorer in scorers:
+            for seed in seeds:
+                truth = self.full_scores(scorer, seed).scores
+                for fraction in fractions:
+                    for method in methods:
+                        result = self.extrapolated_scores(scorer, fraction, seed, method)
+                        outside = np.setdiff1d(np.arange(len(truth)), result.subset_idx)
+                        sub = result.subset_idx
+                        row = {
+                            "scorer": scorer["name"], "method": method_label(method), "fraction": fraction, "seed": seed,
+                            "pearson": metrics.pearson(truth[outside], result.scores[outside]),
+                            "spearman": metrics.spearman(truth[outside], result.scores[outside]),
+                            "kendall": metrics.kendall(truth[outside], result.scores[outside]),
+                            "ceiling_pearson": metrics.pearson(truth[sub], result.scores[sub]),
+                            "ceiling_spearman": metrics.spearman(truth[sub], result.scores[sub]),
+                        }
+                        for rate in rates:
+                            row[f"kept_overlap@{rate}"] = metrics.tail_overlap(truth[outside], result.scores[outside], rate, "kept")
+                            row[f"pruned_overlap@{rate}"] = metrics.tail_overlap(truth[outside], result.scores[outside], rate, "pruned")
+                        rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def summarise(table: pd.DataFrame, by: list[str], values: list[str]) -> pd.DataFrame:
+    """Mean and std over seeds of ``values`` grouped ``by``: columns ``<value>_mean``, ``<value>_std``, ``n_seeds``."""
+    grouped = table.groupby(by, dropna=False, sort=False)
+    out = grouped[values].agg(["mean", "std"])
+    out.columns = [f"{v}_{stat}" for v, stat in out.columns]
+    out["n_seeds"] = grouped.size()
+    return out.reset_index()
+

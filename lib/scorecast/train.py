@@ -1,0 +1,329 @@
+"""Training that records per-sample dynamics (supervised and adversarial), and model inference.
+
+One loop serves both labelled paradigms: :func:`train` with ``attack=None`` is standard supervised
+training; with a :class:`PGD` attack it is Madry-style adversarial training. Each epoch it records,
+for every training sample in canonical dataset order, the true-label probability, correctness and
+loss, plus the full softmax for the configured ``softmax_epochs`` (TDDS's trajectory). Arrays live
+in memory-mapped ``.npy`` files, so memory stays bounded at any scale.
+
+Which forward pass produces the records (``RecordSpec.source``):
+- ``"train"``: the training pass on the augmented batch, before the optimizer step (the authors'
+  code). Adversarial runs record the adversarial view from that pass and the clean view from an
+  extra no-grad eval-mode pass on the same augmented batch.
+- ``"eval"``: after each epoch, an eval-mode pass on clean, test-transformed inputs (and PGD
+  inputs for the adversarial view). Costs an extra pass over the data.
+BatchNorm stays in train mode for every training step (the authors' code left it in eval mode
+after epoch 1 by accident).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .data import ImageDataset, batches
+from .models import Classifier
+from .validation import ScorecastError, check_choice, check_positive_int
+
+VIEWS = ("clean", "adv")
+
+
+def quiet() -> bool:
+    """Progress bars off under CI, tests and papermill batch runs (SCORECAST_QUIET=1 or CI set)."""
+    return bool(os.environ.get("SCORECAST_QUIET") or os.environ.get("CI")) or not sys.stderr.isatty()
+
+
+def progress(iterable: Iterable, desc: str, total: int | None = None) -> Iterable:
+    """tqdm progress bar that stays silent in batch runs."""
+    return tqdm(iterable, desc=desc, total=total, disable=quiet(), leave=False)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; otherwise the named device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ScorecastError(f"device={device!r} but no CUDA device is available; use device: auto or cpu")
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Optimisation recipe. Paper defaults: DU scoring Adam 1e-3 / no wd / constant; TDDS scoring
+    SGD nesterov 1e-3, momentum 0.9, wd 5e-4, cosine; retraining Adam 1e-3, wd 1e-3, OneCycle."""
+
+    epochs: int
+    batch_size: int = 128
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = False
+    schedule: str = "constant"
+
+    def __post_init__(self) -> None:
+        check_positive_int("epochs", self.epochs)
+        check_positive_int("batch_size", self.batch_size)
+        check_choice("optimizer", self.optimizer, ("adam", "sgd"))
+        check_choice("schedule", self.schedule, ("constant", "onecycle", "cosine"))
+        if not self.lr > 0:
+            raise ScorecastError(f"lr must be positive, got {self.lr!r}")
+
+    def build(self, model: torch.nn.Module, steps_per_epoch: int):
+        """(optimizer, per-iteration LR scheduler or None)."""
+        if self.optimizer == "adam":
+            opt = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        else:
+            opt = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay, nesterov=self.nesterov)
+        total = self.epochs * steps_per_epoch
+        if self.schedule == "onecycle":
+            return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=total)
+        if self.schedule == "cosine":
+            return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+        return opt, None
+
+
+@dataclass(frozen=True)
+class RecordSpec:
+    """What to record: ``source`` "train" or "eval" (see module doc), and the epochs whose full
+    softmax is kept (0-based; e.g. the last 10 for the extrapolation authors' TDDS)."""
+
+    source: str = "train"
+    softmax_epochs: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_choice("record.source", self.source, ("train", "eval"))
+
+
+@dataclass(frozen=True)
+class PGD:
+    """l_inf PGD (Madry et al.) in pixel space [0, 1]: ``eps`` radius, ``step`` size, ``steps``
+    iterations, uniform random start. Inputs arrive normalised; bounds are mapped per channel."""
+
+    eps: float = 8 / 255
+    step: float = 2 / 255
+    steps: int = 10
+    random_start: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.eps <= 0.5:
+            raise ScorecastError(f"attack eps={self.eps!r} must lie in (0, 0.5] (pixel scale; 8/255 = 0.0314 is standard)")
+        if not 0 < self.step <= self.eps:
+            raise ScorecastError(f"attack step={self.step!r} must lie in (0, eps={self.eps}]")
+        check_positive_int("attack steps", self.steps)
+
+    def perturb(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: ImageDataset, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Adversarial version of normalised inputs x (B, C, H, W); model mode is left unchanged."""
+        std = torch.tensor(dataset.std, device=x.device).view(1, -1, 1, 1)
+        mean = torch.tensor(dataset.mean, device=x.device).view(1, -1, 1, 1)
+        lower, upper = (0 - mean) / std, (1 - mean) / std
+        eps, step = self.eps / std, self.step / std
+        delta = torch.zeros_like(x)
+        if self.random_start:
+            delta = (torch.rand(x.shape, generator=generator).to(x.device) * 2 - 1) * eps
+        x_adv = torch.max(torch.min(x + delta, upper), lower).detach()
+        for _ in range(self.steps):
+            x_adv.requires_grad_(True)
+            loss = F.cross_entropy(model(x_adv), y)
+            (grad,) = torch.autograd.grad(loss, x_adv)
+            x_adv = x_adv.detach() + step * grad.sign()
+            x_adv = torch.max(torch.min(x_adv, x + eps), x - eps)
+            x_adv = torch.max(torch.min(x_adv, upper), lower).detach()
+        return x_adv
+
+
+class Dynamics:
+    """Recorded dynamics of one training run, read back from ``directory``.
+
+    indices: (m,) sorted dataset positions of the training samples; column j of every array is
+    sample indices[j]. Per view ("clean", and "adv" for adversarial runs):
+    true_prob (E, m) float32, correct (E, m) bool, loss (E, m) float32,
+    softmax (S, m, C) float32 for the epochs in ``softmax_epochs``. Arrays are read-only memmaps.
+    """
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        meta = json.loads((self.directory / "dynamics.json").read_text())
+        self.epochs: int = meta["epochs"]
+        self.views: list[str] = meta["views"]
+        self.softmax_epochs: list[int] = meta["softmax_epochs"]
+        self.indices: np.ndarray = np.load(self.directory / "indices.npy")
+
+    def _array(self, kind: str, view: str) -> np.ndarray:
+        check_choice("view", view, self.views)
+        return np.load(self.directory / f"{view}_{kind}.npy", mmap_mode="r")
+
+    def true_prob(self, view: str = "clean") -> np.ndarray:
+        return self._array("true_prob", view)
+
+    def correct(self, view: str = "clean") -> np.ndarray:
+        return self._array("correct", view)
+
+    def loss(self, view: str = "clean") -> np.ndarray:
+        return self._array("loss", view)
+
+    def softmax(self, view: str = "clean") -> np.ndarray:
+        return self._array("softmax", view)
+
+
+class _Recorder:
+    """Writes per-sample records into memory-mapped arrays in canonical order."""
+
+    def __init__(self, directory: Path, indices: np.ndarray, epochs: int, num_classes: int, views: tuple[str, ...], softmax_epochs: tuple[int, ...]):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.slot = {epoch: s for s, epoch in enumerate(softmax_epochs)}
+        m = len(self.indices)
+        np.save(directory / "indices.npy", self.indices)
+
+        def array(name: str, shape: tuple, dtype) -> np.memmap:
+            return np.lib.format.open_memmap(directory / name, mode="w+", dtype=dtype, shape=shape)
+
+        self.arrays = {
+            view: {
+                "true_prob": array(f"{view}_true_prob.npy", (epochs, m), np.float32),
+                "correct": array(f"{view}_correct.npy", (epochs, m), np.bool_),
+                "loss": array(f"{view}_loss.npy", (epochs, m), np.float32),
+                "softmax": array(f"{view}_softmax.npy", (len(softmax_epochs), m, num_classes), np.float32),
+            }
+            for view in views
+        }
+        meta = {"epochs": epochs, "views": list(views), "softmax_epochs": list(softmax_epochs)}
+        (directory / "dynamics.json").write_text(json.dumps(meta))
+
+    def record(self, view: str, epoch: int, idx: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        with torch.no_grad():
+            logits = logits.detach().float()
+            probs = logits.softmax(1)
+            cols = np.searchsorted(self.indices, idx.numpy())
+            arrays = self.arrays[view]
+            arrays["true_prob"][epoch, cols] = probs.gather(1, labels[:, None])[:, 0].cpu().numpy()
+            arrays["correct"][epoch, cols] = (logits.argmax(1) == labels).cpu().numpy()
+            arrays["loss"][epoch, cols] = F.cross_entropy(logits, labels, reduction="none").cpu().numpy()
+            if epoch in self.slot:
+                arrays["softmax"][self.slot[epoch], cols] = probs.cpu().numpy()
+
+    def close(self) -> None:
+        for arrays in self.arrays.values():
+            for arr in arrays.values():
+                arr.flush()
+
+
+def train(
+    model: Classifier,
+    dataset: ImageDataset,
+    indices: np.ndarray,
+    recipe: Recipe,
+    seed: int,
+    record: RecordSpec | None = None,
+    record_dir: str | Path | None = None,
+    attack: PGD | None = None,
+    device: str = "auto",
+    desc: str = "train",
+) -> Dynamics | None:
+    """Train ``model`` in place on ``dataset[indices]`` ((m,) dataset positions).
+
+    ``seed`` drives batch order, augmentation, dropout and PGD random starts. With ``record``, the
+    dynamics are written to ``record_dir`` and returned as :class:`Dynamics`; else returns None.
+    """
+    indices = np.sort(np.asarray(indices, dtype=np.int64))
+    if len(indices) == 0:
+        raise ScorecastError("train: no training samples (indices is empty)")
+    dev = resolve_device(device)
+    model.to(dev)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    steps_per_epoch = -(-len(indices) // recipe.batch_size)
+    optimizer, scheduler = recipe.build(model, steps_per_epoch)
+    recorder = None
+    if record is not None:
+        if record_dir is None:
+            raise ScorecastError("train: record given but record_dir is None")
+        bad = [e for e in record.softmax_epochs if not 0 <= e < recipe.epochs]
+        if bad:
+            raise ScorecastError(f"record.softmax_epochs {bad} lie outside the run's epochs 0..{recipe.epochs - 1}")
+        views = ("clean", "adv") if attack else ("clean",)
+        recorder = _Recorder(Path(record_dir), indices, recipe.epochs, model.head.out_features, views, record.softmax_epochs)
+    record_in_train = recorder is not None and record.source == "train"
+
+    for epoch in progress(range(recipe.epochs), desc):
+        model.train()
+        for x, y, idx in batches(dataset, indices, recipe.batch_size, train=True, generator=generator, device=dev):
+            if attack is not None:
+                model.eval()
+                x_in = attack.perturb(model, x, y, dataset, generator)
+                model.train()
+            else:
+                x_in = x
+            logits = model(x_in)
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            if record_in_train:
+                recorder.record("adv" if attack else "clean", epoch, idx, logits, y)
+                if attack is not None:
+                    model.eval()
+                    with torch.no_grad():
+                        recorder.record("clean", epoch, idx, model(x), y)
+                    model.train()
+        if recorder is not None and not record_in_train:
+            clean, adv = predict(model, dataset, indices, device=str(dev), attack=attack, seed=seed + epoch)
+            labels = dataset.labels[indices]
+            recorder.record("clean", epoch, torch.as_tensor(indices), clean, labels)
+            if attack is not None:
+                recorder.record("adv", epoch, torch.as_tensor(indices), adv, labels)
+    if recorder is None:
+        return None
+    recorder.close()
+    return Dynamics(record_dir)
+
+
+def predict(
+    model: Classifier,
+    dataset: ImageDataset,
+    indices: np.ndarray | None = None,
+    device: str = "auto",
+    batch_size: int = 512,
+    attack: PGD | None = None,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Eval-mode logits on test-transformed inputs, in the order of ``indices`` (default: all).
+
+    Returns (clean logits (n, C) CPU float32, adversarial logits (n, C) under ``attack`` or None).
+    """
+    outputs = _eval_pass(model, dataset, indices, device, batch_size, attack, seed, embed=False)
+    return outputs[0], outputs[1]
+
+
+def embed(model: Classifier, dataset: ImageDataset, indices: np.ndarray | None = None, device: str = "auto", batch_size: int = 512) -> np.ndarray:
+    """Penultimate features (n, d) float32 of every sample (eval mode, test transform, no augmentation)."""
+    return _eval_pass(model, dataset, indices, device, batch_size, None, 0, embed=True)[0].numpy()
+
+
+def _eval_pass(model, dataset, indices, device, batch_size, attack, seed, embed: bool):
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    indices = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
+    generator = torch.Generator().manual_seed(seed)
+    clean, adv = [], []
+    for x, y, _ in batches(dataset, indices, batch_size, train=False, device=dev):
+        with torch.no_grad():
+            clean.append((model.embed(x) if embed else model(x)).float().cpu())
+        if attack is not None:
+            x_adv = attack.perturb(model, x, y, dataset, generator)
+            with torch.no_grad():
+                adv.append(model(x_adv).float().cpu())
+    first = torch.cat(clean) if clean else torch.empty(0)
+    return first, (torch.cat(adv) if adv else None)
