@@ -156,15 +156,16 @@ def batches(
     train: bool,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
+    shuffle: bool | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Yield (x (B, C, crop, crop) float, y (B,) int64, idx (B,) int64) over ``indices``.
 
-    train=True shuffles (with ``generator``) and augments; train=False keeps the given order and
-    uses the test transform. ``idx`` are dataset positions, so per-sample records land in
-    canonical order whatever the batch order.
+    train=True augments and (unless ``shuffle=False``) shuffles, both driven by ``generator``;
+    train=False keeps the given order and uses the test transform. ``idx`` are dataset positions,
+    so per-sample records land in canonical order whatever the batch order.
     """
     order = torch.as_tensor(np.asarray(indices, dtype=np.int64))
-    if train:
+    if train if shuffle is None else shuffle:
         order = order[torch.randperm(len(order), generator=generator)]
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
@@ -393,19 +394,36 @@ REGISTRY: dict[str, DatasetSpec] = {
 }
 
 
+def _stratified_sample(labels: np.ndarray, limit: int) -> np.ndarray:
+    """Sorted positions of a seeded (seed 0) class-stratified sample of ``limit`` of ``labels``."""
+    from sklearn.model_selection import train_test_split
+
+    limit = check_positive_int("data.limit", limit)
+    if limit >= len(labels):
+        raise ScorecastError(f"data.limit={limit} must be smaller than the split's {len(labels)} samples (or omitted)")
+    keep, _ = train_test_split(np.arange(len(labels)), train_size=limit, random_state=0, stratify=labels)
+    return np.sort(keep)
+
+
 def load_dataset(name: str, split: str = "train", root: str | Path | None = None, download: bool = False, **options) -> ImageDataset:
     """Load dataset ``name`` (a key of :data:`REGISTRY`) split ``train`` or ``test`` into memory.
 
     ``root`` is the data folder (not needed for digits; fashion-mnist defaults to Debian's path);
     ``download`` lets torchvision fetch cifar10/cifar100/places365 (off by default). Options:
     ``resize`` (imagefolder, places365: side length images are scaled to), ``crop``/``pad``/``flip``
-    (override the augmentation, e.g. crop 64 for a 64-px imagefolder), ``num_classes`` (npz).
+    (override the augmentation, e.g. crop 64 for a 64-px imagefolder), ``num_classes`` (npz),
+    ``limit`` (train split only: keep a class-stratified random sample of this many samples, drawn
+    with seed 0, in canonical order; for CPU-sized runs).
     """
     check_choice("data.name", name, REGISTRY)
     check_choice("split", split, SPLITS)
     spec = REGISTRY[name]
     aug_options = {k: options.pop(k) for k in ("crop", "pad", "flip") if k in options}
+    limit = options.pop("limit", None)
     images, labels, classes = spec.loader(root, split, download, options)
+    if limit is not None and split == "train":
+        keep = _stratified_sample(np.asarray(labels), limit)
+        images, labels = images[keep], np.asarray(labels)[keep]
     if images.ndim != 4:
         raise ScorecastError(f"dataset {name!r}: images must be 4-D, got shape {images.shape}")
     if images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):  # stored channels-last

@@ -16,6 +16,8 @@ from __future__ import annotations
 import copy
 import importlib.util
 import itertools
+import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -131,9 +133,9 @@ def _torch_searcher(base: np.ndarray, k: int, inner_product: bool, base_chunk: i
         best_i = torch.empty((q.shape[0], 0), dtype=torch.int64, device=device)
         for start in range(0, b.shape[0], base_chunk):
             stop = min(start + base_chunk, b.shape[0])
-            dots = q @ b[start:stop].T
-            block = (1.0 - dots) if inner_product else (q_sq + b_sq[start:stop] - 2.0 * dots)
-            block_d, block_i = torch.topk(block, min(k, stop - start), dim=1, largest=False)
+            block = q @ b[start:stop].T  # turned into distances in place: one block in memory
+            block = block.neg_().add_(1.0) if inner_product else block.mul_(-2.0).add_(b_sq[start:stop]).add_(q_sq)
+            block_d, block_i = torch.topk(block, min(k, stop - start), dim=1, largest=False, sorted=False)
             cand_d = torch.cat([best_d, block_d], 1)
             cand_i = torch.cat([best_i, block_i + start], 1)
             best_d, pos = torch.topk(cand_d, min(k, cand_d.shape[1]), dim=1, largest=False, sorted=True)
@@ -200,7 +202,14 @@ def nearest_neighbours(
         backend = "faiss" if _faiss_available() else "torch"
 
     cosine = metric == "cosine"
-    prepare = _normalise if cosine else np.ascontiguousarray
+    if cosine:
+        prepare = _normalise
+    else:  # centring shrinks the norms, and with them float32 cancellation in ||q||^2 - 2 q.b + ||b||^2
+        centre = base.mean(0, dtype=np.float64).astype(np.float32)
+
+        def prepare(x: np.ndarray) -> np.ndarray:
+            return x - centre
+
     k_search = k + int(exclude_self)
     if backend == "faiss":
         search = _faiss_searcher(prepare(base), k_search, cosine)
@@ -271,7 +280,7 @@ def knn(
 # ----------------------------------------------------------------------------- GNN and MLP
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class KnnGraph:
     """Directed kNN graph over all n samples: row i lists i's k nearest other samples.
 
@@ -297,10 +306,13 @@ class KnnGraph:
         if k > self.k:
             raise ScorecastError(f"the graph has k={self.k} neighbours per node; cannot use k={k}")
         n = self.indices.shape[0]
-        rows = torch.arange(n).repeat_interleave(k)
         columns = torch.from_numpy(np.ascontiguousarray(self.indices[:, :k]).ravel())
         weights = torch.from_numpy(np.exp(-self.distances[:, :k].astype(np.float32).ravel() / 2.0))
-        return torch.sparse_coo_tensor(torch.stack([rows, columns]), weights, (n, n), check_invariants=False).coalesce()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return torch.sparse_csr_tensor(
+                torch.arange(0, n * k + 1, k), columns, weights, (n, n), check_invariants=False
+            )
 
 
 def knn_graph(Z, k: int = 10, metric: str = "euclidean", backend: str = "auto", device: str = "cpu") -> KnnGraph:
@@ -371,7 +383,7 @@ def _fit_predict(
     val, train = order[:n_val], order[n_val:]
     mean, std = (scores[train].mean(), scores[train].std() or 1.0) if standardize else (0.0, 1.0)
     target = torch.from_numpy((scores - mean) / std).float().to(device)
-    train_nodes = torch.from_numpy(idx[train]).to(device)
+    train_nodes, val_nodes = (torch.from_numpy(idx[part]).to(device) for part in (train, val))
     inputs = tuple(t.to(device) for t in inputs)
 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -387,7 +399,7 @@ def _fit_predict(
             optimiser.step()
             model.eval()
             with torch.no_grad():
-                val_pred = model(*inputs)[idx[val]].double().cpu().numpy()
+                val_pred = model(*inputs)[val_nodes].double().cpu().numpy()
             quality = pearson(val_pred, scores[val]) if np.isfinite(val_pred).all() else -np.inf
             if quality > best or best_state is None:
                 best, best_state = quality, copy.deepcopy(model.state_dict())
@@ -446,11 +458,12 @@ def gnn(
         )
     x = torch.from_numpy(_features(Z, labels))
     dims = [x.shape[1], *hidden, 1]
-    predicted = _fit_predict(
-        lambda: _Stack(dims, dropout, lambda a, b: GCNConv(a, b, cached=True)),
-        (x, graph.adjacency(k)),
-        idx, scores, seed, epochs, lr, val_fraction, standardize, _resolve_device(device),
-    )
+    with torch.sparse.check_sparse_tensor_invariants(False):  # explicit opt-out silences PyG-internal warnings
+        predicted = _fit_predict(
+            lambda: _Stack(dims, dropout, lambda a, b: GCNConv(a, b, cached=True)),
+            (x, graph.adjacency(k)),
+            idx, scores, seed, epochs, lr, val_fraction, standardize, _resolve_device(device),
+        )
     rest = _complement(Z.shape[0], idx)
     return _assemble(Z.shape[0], idx, scores, rest, predicted[rest])
 
@@ -556,9 +569,7 @@ def cross_validate(
         ``folds``. :func:`best_params` picks the winner.
     """
     Z, idx, scores = _check_inputs(Z, subset_idx, subset_scores)
-    folds = check_positive_int("folds", folds)
-    if not 2 <= folds <= idx.size:
-        raise ScorecastError(f"folds={folds} must lie in [2, subset size {idx.size}]")
+    folds = _check_folds(folds, idx.size)
     parts = np.array_split(np.random.default_rng(seed).permutation(idx.size), folds)
     trains = [np.setdiff1d(np.arange(idx.size), held) for held in parts]
 
@@ -595,6 +606,13 @@ def oracle_validate(
     return _grid_table(grid, evaluate)
 
 
+def _check_folds(folds: int, m: int) -> int:
+    folds = check_positive_int("folds", folds)
+    if not 2 <= folds <= m:
+        raise ScorecastError(f"folds={folds} must lie in [2, subset size {m}]")
+    return folds
+
+
 def _check_ks(ks: Sequence[int], limit: int, why: str) -> list[int]:
     ks = [check_positive_int("ks", k) for k in ks]
     if not ks or max(ks) > limit:
@@ -620,7 +638,7 @@ def select_k_cv(
     on unscored samples). Returns (best k, table with per-k mean/std of ``score``).
     """
     Z, idx, scores = _check_inputs(Z, subset_idx, subset_scores)
-    smallest_train = idx.size - -(-idx.size // max(folds, 1))
+    smallest_train = idx.size - math.ceil(idx.size / _check_folds(folds, idx.size))
     ks = _check_ks(ks, smallest_train, f"the smallest training fold of {folds}-fold CV has {smallest_train} samples")
     table = cross_validate(
         knn, Z[idx], np.arange(idx.size), scores, {"k": ks}, folds=folds, seed=seed, score=score,

@@ -29,7 +29,7 @@ DEFAULT_EXPERIMENT = {
 }
 
 _RECIPE = {"epochs": int, "batch_size": int, "optimizer": str, "lr": float, "weight_decay": float, "momentum": float, "nesterov": bool, "schedule": str}
-_DATA = {"name": str, "root": (str, type(None)), "download": bool, "resize": int, "crop": int, "pad": int, "flip": bool, "num_classes": int}
+_DATA = {"name": str, "root": (str, type(None)), "download": bool, "resize": int, "crop": int, "pad": int, "flip": bool, "num_classes": int, "limit": int}
 EXPERIMENT_SCHEMA = {
     "data": _DATA,
     "test_data": (dict, type(None)),
@@ -46,7 +46,7 @@ PARADIGMS = ("supervised", "adversarial")
 
 # keys a notebook's parameters cell may hold, with their types
 NOTEBOOK_KEYS = {
-    "experiment": dict,
+    "experiment": (dict, str),
     "scorers": list,
     "methods": list,
     "rates": list,
@@ -91,8 +91,28 @@ def _merge(defaults: dict, overrides: dict) -> dict:
     return out
 
 
-def validate_experiment(experiment: dict, source: str = "experiment") -> dict:
-    """Check an experiment config and return it merged over :data:`DEFAULT_EXPERIMENT`."""
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ScorecastError(f"cannot read parameter file {str(path)!r}: {err}") from err
+    if not isinstance(values, dict):
+        raise ScorecastError(f"{path}: a parameter file must be a mapping")
+    return values
+
+
+def validate_experiment(experiment: dict | str, source: str = "experiment") -> dict:
+    """Check an experiment config and return it merged over :data:`DEFAULT_EXPERIMENT`.
+
+    ``experiment`` is a mapping, or the path of a tier's shared YAML file (e.g.
+    ``params/cpu/experiment.yaml``, relative to the repository root), so every notebook of a tier
+    shares one definition."""
+    if isinstance(experiment, str):
+        path = Path(experiment) if Path(experiment).is_absolute() else REPO_ROOT / experiment
+        source, experiment = str(path), _read_yaml(path)
     if not isinstance(experiment, dict):
         raise ScorecastError(f"{source}: experiment must be a mapping, got {type(experiment).__name__}")
     _check_mapping(experiment, EXPERIMENT_SCHEMA, "experiment.", source)
@@ -140,10 +160,4 @@ def validate_notebook_params(params: dict, source: str) -> dict:
 def load_params(path: str | Path) -> dict:
     """Read and validate a parameter YAML file."""
     path = Path(path)
-    try:
-        params = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise ScorecastError(f"cannot read parameter file {str(path)!r}: {err}") from err
-    if not isinstance(params, dict):
-        raise ScorecastError(f"{path}: a parameter file must be a mapping of notebook parameters")
-    return validate_notebook_params(params, str(path))
+    return validate_notebook_params(_read_yaml(path), str(path))

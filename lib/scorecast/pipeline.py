@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,15 +38,17 @@ import pandas as pd
 import torch
 
 from . import extrapolate as ex
-from . import metrics, prune, scores
+from . import metrics, proxy, prune, scores
 from .cache import Cache
 from .data import ImageDataset, load_dataset, random_subset
 from .models import build_model
 from .params import validate_experiment
-from .train import PGD, Dynamics, Recipe, RecordSpec, embed, train
-from .validation import ScorecastError, check_choice
+from .train import PGD, Dynamics, Recipe, RecordSpec, embed, softmax_outputs, train
+from .validation import ScorecastError, check_choice, check_positive_int
 
-STAGE_VERSIONS = {"train": "1", "embed": "1", "extrapolate": "1", "retrain": "1"}
+STAGE_VERSIONS = {"train": "1", "embed": "1", "extrapolate": "1", "retrain": "1", "proxy": "1"}
+PROXY_METHODS = ("proxy", "hybrid")
+PHASES = ("scoring", "embedding", "proxy_inference", "extrapolation")  # cost phases before final training
 EXTRAPOLATORS = {
     "knn": ex.knn,
     "gnn": ex.gnn,
@@ -219,10 +222,12 @@ class Pipeline:
         """
         run = self.run(seed, fraction, scorer.get("scoring"))
         computed = self.subset_scores(run, scorer)
+        name = method["name"]
+        check_choice("method.name", name, (*EXTRAPOLATORS, *PROXY_METHODS))
+        if name in PROXY_METHODS:
+            return self._proxy_scores(run, computed, scorer, fraction, seed, method)
         Z, embed_seconds = self.embedding(run)
         options = {k: v for k, v in method.items() if k not in ("name", "label", "calibrate", "ks")}
-        name = method["name"]
-        check_choice("method.name", name, EXTRAPOLATORS)
         chosen_k = None
         if options.get("k") in ("cv", "oracle"):
             ks = [k for k in method.get("ks", (1, 5, 10, 20, 50, 100)) if k <= len(run.indices) * 0.8]
@@ -249,6 +254,42 @@ class Pipeline:
         if method.get("calibrate"):
             result = ex.calibrate_to_subset(result, run.indices)
         return ScoreResult(result, run.indices, {"scoring": run.seconds, "embedding": embed_seconds, "extrapolation": art.seconds})
+
+    def proxy_predictions(self, run: Run, augmentations: int, view: str = "clean") -> tuple[np.ndarray, float]:
+        """The proxy's softmax on every sample: ((K, n, C) float32, seconds). View 0 is the clean
+        test-transform input, views 1..K-1 train-time augmentations; ``view="adv"`` attacks each
+        view with the experiment's PGD (adversarial paradigm)."""
+        check_positive_int("augmentations", augmentations)
+        check_choice("view", view, ("clean", "adv"))
+        if view == "adv" and self.attack is None:
+            raise ScorecastError("view 'adv' needs experiment.paradigm: adversarial")
+        config = {"run": run.path.name, "data": self._data_key(), "augmentations": augmentations, "view": view}
+
+        def compute(folder: Path) -> dict:
+            attack = self.attack if view == "adv" else None
+            probs = [softmax_outputs(run.model(), self.train_set, augment_seed=None if k == 0 else k, attack=attack, device=self.device)
+                     for k in range(augmentations)]
+            np.save(folder / "probs.npy", np.stack(probs).astype(np.float32))
+            return {}
+
+        art = self.cache.get("proxy", STAGE_VERSIONS["proxy"], config, compute)
+        return np.load(art.file("probs.npy")), art.seconds
+
+    def _proxy_scores(self, run: Run, computed: np.ndarray, scorer: dict, fraction: float, seed: int, method: dict) -> ScoreResult:
+        """method {"name": "proxy", "kind": feature, "augmentations": K} or {"name": "hybrid", same
+        keys plus "k" (kNN k) and "weight" (share of the kNN ranks)}: see :mod:`scorecast.proxy`."""
+        kind = method.get("kind", "aug_std")
+        probs, proxy_seconds = self.proxy_predictions(run, method.get("augmentations", 8), scorer.get("view", "clean"))
+        start = time.perf_counter()
+        result = proxy.proxy_uncertainty(probs, run.indices, computed, self.labels, kind)
+        seconds = {"scoring": run.seconds, "proxy_inference": proxy_seconds}
+        if method["name"] == "hybrid":
+            neighbours = self.extrapolated_scores(scorer, fraction, seed, {"name": "knn", "k": method.get("k", 10)})
+            result = proxy.rank_average(neighbours.scores, result, run.indices, method.get("weight", 0.5))
+            seconds["embedding"] = neighbours.seconds["embedding"]
+            seconds["extrapolation"] = neighbours.seconds["extrapolation"]
+        seconds["extrapolation"] = seconds.get("extrapolation", 0.0) + time.perf_counter() - start
+        return ScoreResult(result, run.indices, seconds)
 
     def scores_for(self, scorer: dict, method: dict, seed: int, fraction: float | None = None) -> ScoreResult:
         """Dispatch: method "full" (full-data run), "random" (uniform scores) or an extrapolator."""
@@ -300,7 +341,7 @@ class Pipeline:
                         rows.append({
                             "scorer": scorer["name"], "method": method_label(method), "fraction": fraction if method["name"] not in ("full", "random") else None,
                             "rate": rate, "seed": seed, "top1": out["top1"], "top5": out["top5"], "robust_top1": out["robust_top1"],
-                            **{f"{phase}_seconds": result.seconds.get(phase, 0.0) for phase in ("scoring", "embedding", "extrapolation")},
+                            **{f"{phase}_seconds": result.seconds.get(phase, 0.0) for phase in PHASES},
                             "final_training_seconds": out["train_seconds"],
                         })
         return pd.DataFrame(rows)

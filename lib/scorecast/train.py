@@ -303,27 +303,34 @@ def predict(
 
     Returns (clean logits (n, C) CPU float32, adversarial logits (n, C) under ``attack`` or None).
     """
-    outputs = _eval_pass(model, dataset, indices, device, batch_size, attack, seed, embed=False)
-    return outputs[0], outputs[1]
+    return _eval_pass(model, dataset, indices, device, batch_size, attack, seed, output="logits")
 
 
 def embed(model: Classifier, dataset: ImageDataset, indices: np.ndarray | None = None, device: str = "auto", batch_size: int = 512) -> np.ndarray:
     """Penultimate features (n, d) float32 of every sample (eval mode, test transform, no augmentation)."""
-    return _eval_pass(model, dataset, indices, device, batch_size, None, 0, embed=True)[0].numpy()
+    return _eval_pass(model, dataset, indices, device, batch_size, None, 0, output="embedding")[0].numpy()
 
 
-def _eval_pass(model, dataset, indices, device, batch_size, attack, seed, embed: bool):
+def softmax_outputs(model: Classifier, dataset: ImageDataset, augment_seed: int | None = None, attack: PGD | None = None, device: str = "auto", batch_size: int = 512) -> np.ndarray:
+    """Eval-mode softmax (n, C) float32 of every sample in canonical order: on the clean test
+    transform (``augment_seed`` None) or on one train-time augmentation drawn with that seed;
+    under ``attack`` the inputs are first perturbed with PGD."""
+    clean, adv = _eval_pass(model, dataset, None, device, batch_size, attack, augment_seed or 0, output="logits", augment=augment_seed is not None)
+    return (clean if adv is None else adv).softmax(1).numpy()
+
+
+def _eval_pass(model, dataset, indices, device, batch_size, attack, seed, output: str, augment: bool = False):
+    """Eval-mode pass in the order of ``indices``: (clean logits or embeddings, adversarial logits or None)."""
     dev = resolve_device(device)
     model.to(dev).eval()
     indices = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
     generator = torch.Generator().manual_seed(seed)
     clean, adv = [], []
-    for x, y, _ in batches(dataset, indices, batch_size, train=False, device=dev):
+    for x, y, _ in batches(dataset, indices, batch_size, train=augment, generator=generator, device=dev, shuffle=False):
         with torch.no_grad():
-            clean.append((model.embed(x) if embed else model(x)).float().cpu())
+            clean.append((model.embed(x) if output == "embedding" else model(x)).float().cpu())
         if attack is not None:
             x_adv = attack.perturb(model, x, y, dataset, generator)
             with torch.no_grad():
                 adv.append(model(x_adv).float().cpu())
-    first = torch.cat(clean) if clean else torch.empty(0)
-    return first, (torch.cat(adv) if adv else None)
+    return torch.cat(clean), (torch.cat(adv) if adv else None)

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# scorecast batch runner.
+#   ./run_all.sh [--tier smoke|cpu|paper] [notebook ...]   execute notebooks with papermill into results/<tier>/
+#   ./run_all.sh --tests                                    the whole test suite (unit, nbval on results/smoke, browser)
+# Sets up .venv with the pinned dependencies when no environment with scorecast is active.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+
+tier=smoke
+tests=0
+notebooks=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --tests) tests=1 ;;
+    --tier) shift; tier=${1:?--tier needs smoke, cpu or paper} ;;
+    --tier=*) tier=${1#--tier=} ;;
+    -h|--help) sed -n 2,5p "$0"; exit 0 ;;
+    -*) echo "run_all.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) notebooks+=("${1%.ipynb}") ;;
+  esac
+  shift
+done
+case "$tier" in smoke|cpu|paper) ;; *) echo "run_all.sh: --tier must be smoke, cpu or paper, got '$tier'" >&2; exit 2 ;; esac
+
+# ---------------------------------------------------------------- environment
+if [ -n "${VIRTUAL_ENV:-}${CONDA_PREFIX:-}" ] && python -c "import scorecast" 2>/dev/null; then
+  PY=python                                   # an active env (venv or conda from environment.yml)
+else
+  PY="$ROOT/.venv/bin/python"
+  stamp="$ROOT/.venv/.scorecast-installed"
+  want=$(sha256sum pyproject.toml | cut -c1-16)
+  if [ ! -x "$PY" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "== setting up .venv (pinned dependencies; a few minutes the first time)"
+    [ -x "$PY" ] || python3 -m venv "$ROOT/.venv"
+    "$PY" -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+    "$PY" -m pip install --quiet -e "$ROOT" 2>&1 | grep -v "^WARNING: Location" || true
+    "$PY" -c "import scorecast, torch, torch_geometric, papermill, nbval" || { echo "run_all.sh: installing the pinned dependencies into .venv failed" >&2; exit 1; }
+    echo "$want" > "$stamp"
+  fi
+fi
+export PYTHONHASHSEED=0 SCORECAST_QUIET=1 MPLBACKEND=Agg
+
+# ---------------------------------------------------------------- tests
+if [ "$tests" = 1 ]; then
+  if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing Debian's chromium for the browser check"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || { echo "run_all.sh: could not install chromium (needed by tests/test_browser.py)" >&2; exit 1; }
+  fi
+  echo "== unit, packaging and browser tests"
+  "$PY" -m pytest tests -q
+  echo "== nbval: re-execute results/smoke notebooks and compare their outputs"
+  "$PY" -m pytest -q -p no:cacheprovider --nbval results/smoke/*.ipynb --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 900
+  exit 0
+fi
+
+# ---------------------------------------------------------------- notebooks
+if [ "$tier" = cpu ] && [ -z "${SCORECAST_DATA_ROOT:-}" ]; then
+  if [ ! -d data/cifar10-jpeg ] && [ -f ../shared/data/cifar10-jpeg.tar.gz ]; then
+    echo "== unpacking ../shared/data/cifar10-jpeg.tar.gz into data/"
+    mkdir -p data && tar -xzf ../shared/data/cifar10-jpeg.tar.gz -C data
+  fi
+  [ -d data/cifar10-jpeg ] || { echo "run_all.sh: the cpu tier needs CIFAR-10 as an image folder: set SCORECAST_DATA_ROOT or put it in data/cifar10-jpeg" >&2; exit 1; }
+  export SCORECAST_DATA_ROOT="$ROOT/data/cifar10-jpeg"
+fi
+if [ ${#notebooks[@]} -eq 0 ]; then
+  for f in params/"$tier"/*.yaml; do
+    name=$(basename "$f" .yaml)
+    [ -f "notebooks/$name.ipynb" ] && notebooks+=("$name")
+  done
+fi
+out="results/$tier"
+mkdir -p "$out"
+for name in "${notebooks[@]}"; do
+  [ -f "notebooks/$name.ipynb" ] || { echo "run_all.sh: no notebook notebooks/$name.ipynb" >&2; exit 2; }
+  [ -f "params/$tier/$name.yaml" ] || { echo "run_all.sh: no parameter file params/$tier/$name.yaml" >&2; exit 2; }
+  echo "== $tier: $name"
+  start=$(date +%s)
+  if ! "$PY" -m papermill "notebooks/$name.ipynb" "$out/$name.ipynb" -f "params/$tier/$name.yaml" \
+        -p output_dir "$out" --kernel python3 --cwd "$ROOT" --log-level WARNING; then
+    echo "run_all.sh: notebook $name failed; the executed notebook with the error is kept at $out/$name.ipynb" >&2
+    exit 1
+  fi
+  "$PY" -m jupyter nbconvert --to html --log-level WARN "$out/$name.ipynb" --output-dir "$out" >/dev/null
+  echo "   done in $(( $(date +%s) - start )) s"
+done
+"$PY" -m scorecast.report "$out"
+echo "== index: $out/index.html"
