@@ -35,7 +35,8 @@ def main() -> None:
 
     rng = np.random.default_rng(1)
     Z = clustered(args.n)
-    idx, scores, labels = rng.choice(args.n, args.n // 5, replace=False), rng.random(args.n // 5), rng.integers(10, size=args.n)
+    idx = rng.choice(args.n, args.n // 5, replace=False)
+    scores, labels = rng.random(args.n // 5), rng.integers(10, size=args.n)
 
     start = time.perf_counter()
     graph = E.knn_graph(Z, args.k)

@@ -58,6 +58,26 @@ def test_digits_split_sizes_range_and_determinism():
     _check_item(train, 8)
 
 
+def test_limit_is_a_stratified_subset_in_canonical_order():
+    full = load_dataset("digits", "train")
+    small = load_dataset("digits", "train", limit=100)
+    assert len(small) == 100
+    again = load_dataset("digits", "train", limit=100)
+    assert torch.equal(small.images, again.images) and torch.equal(small.labels, again.labels)
+    # every kept row is a row of the full split, in the same (canonical) order
+    rows = {}
+    for i in range(len(full)):
+        rows.setdefault((full.images[i].numpy().tobytes(), int(full.labels[i])), i)
+    positions = [rows[(small.images[i].numpy().tobytes(), int(small.labels[i]))] for i in range(100)]
+    assert positions == sorted(positions) and len(set(positions)) == 100
+    counts = np.bincount(small.labels.numpy(), minlength=10)
+    assert counts.min() >= 9 and counts.max() <= 11  # stratified: ~10 per class
+    assert len(load_dataset("digits", "test", limit=100)) == 360  # the test split is never limited
+    for bad in (len(full), len(full) + 1, 0):
+        with pytest.raises(ScorecastError, match="limit"):
+            load_dataset("digits", "train", limit=bad)
+
+
 # --------------------------------------------------------------------------------- cifar
 
 

@@ -253,7 +253,8 @@ def test_calibration_preserves_order_and_matches_subset_quantiles():
     rng = np.random.default_rng(6)
     n, idx = 2000, rng.choice(2000, 400, replace=False)
     scores = rng.normal(scale=0.1, size=n)  # oversmoothed extrapolation ...
-    scores[idx] = np.where(rng.random(400) < 0.5, rng.normal(-2, 0.3, 400), rng.normal(2, 0.3, 400))  # ... bimodal subset
+    bimodal = np.where(rng.random(400) < 0.5, rng.normal(-2, 0.3, 400), rng.normal(2, 0.3, 400))
+    scores[idx] = bimodal  # ... against a bimodal subset
     out = E.calibrate_to_subset(scores, idx)
     rest = outside(n, idx)
     np.testing.assert_array_equal(out[idx], scores[idx])

@@ -8,7 +8,7 @@ from scorecast.models import MODELS, Classifier, build_model
 from scorecast.validation import ScorecastError
 
 EMBEDDING_DIM = {
-    "tiny_cnn": 128,
+    "tiny_cnn": 64,
     "resnet20": 64,
     "resnet32": 64,
     "resnet18": 512,

@@ -4,7 +4,7 @@ extrapolators see.
 
 Paper models: CIFAR-style ResNet-18/50 (3x3 stride-1 stem, no max-pool; also used for 64-px
 ImageNet), ResNet-50 with a 7x7 stem and no max-pool (64-px Places-365), WideResNet-28-10
-(adversarial). CPU models: ``tiny_cnn`` (3 conv layers) and the CIFAR ResNet-20/32 of He et al.
+(adversarial). CPU models: ``tiny_cnn`` (3 conv layers of 16/32/64 channels, 64-d embedding) and the CIFAR ResNet-20/32 of He et al.
 """
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ def _tiny_cnn(in_channels: int) -> tuple[nn.Module, int]:
     def block(c_in: int, c_out: int) -> list[nn.Module]:
         return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
 
-    layers = block(in_channels, 32) + [nn.MaxPool2d(2, ceil_mode=True)] + block(32, 64) + [nn.MaxPool2d(2, ceil_mode=True)] + block(64, 128)
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten()), 128
+    layers = block(in_channels, 16) + [nn.MaxPool2d(2, ceil_mode=True)] + block(16, 32) + [nn.MaxPool2d(2, ceil_mode=True)] + block(32, 64)
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten()), 64
 
 
 MODELS = {

@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 
 from . import extrapolate as ex
-from . import metrics, proxy, prune, scores
+from . import metrics, proxy, prune, scores, unsupervised
 from .cache import Cache
 from .data import ImageDataset, load_dataset, random_subset
 from .models import build_model
@@ -46,9 +46,9 @@ from .params import validate_experiment
 from .train import PGD, Dynamics, Recipe, RecordSpec, embed, softmax_outputs, train
 from .validation import ScorecastError, check_choice, check_positive_int
 
-STAGE_VERSIONS = {"train": "1", "embed": "1", "extrapolate": "1", "retrain": "1", "proxy": "1"}
-PROXY_METHODS = ("proxy", "hybrid")
-PHASES = ("scoring", "embedding", "proxy_inference", "extrapolation")  # cost phases before final training
+STAGE_VERSIONS = {"train": "1", "embed": "1", "extrapolate": "1", "retrain": "1", "proxy": "1", "encode": "1", "turtle": "1"}
+PROXY_METHODS = ("proxy", "hybrid", "stacked")
+PHASES = ("scoring", "embedding", "proxy_inference", "crossfit", "extrapolation")  # cost phases before final training
 EXTRAPOLATORS = {
     "knn": ex.knn,
     "gnn": ex.gnn,
@@ -78,6 +78,39 @@ def method_label(method: dict) -> str:
     return f"{method['name']}({extra})" if extra else method["name"]
 
 
+class _ScoreStages:
+    """What every paradigm's pipeline shares: given ``full_scores`` and ``extrapolated_scores``,
+    the fidelity of extrapolated scores against full-data scores."""
+
+    def fidelity_table(self, scorers: list[dict], methods: list[dict], fractions: list[float], seeds: list[int],
+                       rates: tuple[float, ...] = (0.5,)) -> pd.DataFrame:
+        """One row per scorer x method x fraction x seed: Pearson, Spearman, Kendall and tail
+        overlaps against full-data scores (same seed), on samples OUTSIDE the subset, beside the
+        ceiling (subset-run scores vs full-run scores on the subset samples)."""
+        rows = []
+        for scorer in scorers:
+            for seed in seeds:
+                truth = self.full_scores(scorer, seed).scores
+                for fraction in fractions:
+                    for method in methods:
+                        result = self.extrapolated_scores(scorer, fraction, seed, method)
+                        outside = np.setdiff1d(np.arange(len(truth)), result.subset_idx)
+                        sub = result.subset_idx
+                        row = {
+                            "scorer": scorer["name"], "method": method_label(method), "fraction": fraction, "seed": seed,
+                            "pearson": metrics.pearson(truth[outside], result.scores[outside]),
+                            "spearman": metrics.spearman(truth[outside], result.scores[outside]),
+                            "kendall": metrics.kendall(truth[outside], result.scores[outside]),
+                            "ceiling_pearson": metrics.pearson(truth[sub], result.scores[sub]),
+                            "ceiling_spearman": metrics.spearman(truth[sub], result.scores[sub]),
+                        }
+                        for rate in rates:
+                            row[f"kept_overlap@{rate}"] = metrics.tail_overlap(truth[outside], result.scores[outside], rate, "kept")
+                            row[f"pruned_overlap@{rate}"] = metrics.tail_overlap(truth[outside], result.scores[outside], rate, "pruned")
+                        rows.append(row)
+        return pd.DataFrame(rows)
+
+
 @dataclass
 class Run:
     """A finished scoring run: model trained on ``indices`` ((m,) sorted dataset positions)."""
@@ -97,6 +130,19 @@ class Run:
 
 
 @dataclass
+class TurtleRun:
+    """A finished TURTLE run on ``indices`` ((m,) sorted positions): q_t trajectory (E, m),
+    the run's task encoder's cluster assignment of ALL n samples (n,), and its costs."""
+
+    indices: np.ndarray
+    true_prob: np.ndarray
+    assigned_all: np.ndarray
+    seconds: float
+    path: Path
+    encode_seconds: float
+
+
+@dataclass
 class ScoreResult:
     """Scores (n,) for every training sample plus how they were made.
 
@@ -113,7 +159,7 @@ class ScoreResult:
         return float(sum(self.seconds.values()))
 
 
-class Pipeline:
+class Pipeline(_ScoreStages):
     """All stages of one experiment config, sharing one artefact cache."""
 
     def __init__(self, experiment: dict, cache_root: str | Path | None = None):
@@ -141,12 +187,14 @@ class Pipeline:
         return {"spec": self.experiment["data"], "fingerprint": self.train_set.fingerprint()}
 
     # ---------------------------------------------------------------- stage 1: scoring run
-    def run(self, seed: int, fraction: float | None = None, scoring: dict | None = None) -> Run:
-        """Train the scoring model on all samples or on a random ``fraction`` (subset seed = seed).
+    def run(self, seed: int, fraction: float | None = None, scoring: dict | None = None, indices: np.ndarray | None = None) -> Run:
+        """Train the scoring model on all samples, on a random ``fraction`` (subset seed = seed) or
+        on explicit ``indices`` (cross-fitting).
 
         ``scoring`` overrides recipe fields for this run (e.g. TDDS's SGD recipe)."""
         n = len(self.train_set)
-        indices = np.arange(n) if fraction is None else random_subset(n, float(fraction), seed)
+        if indices is None:
+            indices = np.arange(n) if fraction is None else random_subset(n, float(fraction), seed)
         recipe = Recipe(**{**self.experiment["scoring"], **(scoring or {})})
         record_cfg = self.experiment["record"]
         length = min(record_cfg["trajectory_length"], recipe.epochs)
@@ -283,6 +331,8 @@ class Pipeline:
         start = time.perf_counter()
         result = proxy.proxy_uncertainty(probs, run.indices, computed, self.labels, kind)
         seconds = {"scoring": run.seconds, "proxy_inference": proxy_seconds}
+        if method["name"] == "stacked":
+            result, seconds["crossfit"] = self._stacked_scores(run, computed, probs, scorer, seed, method)
         if method["name"] == "hybrid":
             neighbours = self.extrapolated_scores(scorer, fraction, seed, {"name": "knn", "k": method.get("k", 10)})
             result = proxy.rank_average(neighbours.scores, result, run.indices, method.get("weight", 0.5))
@@ -290,6 +340,38 @@ class Pipeline:
             seconds["extrapolation"] = neighbours.seconds["extrapolation"]
         seconds["extrapolation"] = seconds.get("extrapolation", 0.0) + time.perf_counter() - start
         return ScoreResult(result, run.indices, seconds)
+
+    def _stacked_scores(self, run: Run, computed: np.ndarray, probs: np.ndarray, scorer: dict, seed: int, method: dict) -> tuple[np.ndarray, float]:
+        """Regressor on [kNN prediction, proxy features] fitted without leakage: the features of a
+        subset sample come from a proxy trained on the other folds of the subset (cross-fitting),
+        the features of unseen samples from the proxy trained on the whole subset.
+        Returns ((n,) scores, seconds spent on the cross-fitted proxies)."""
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        k, folds, augmentations = method.get("k", 10), method.get("folds", 2), probs.shape[0]
+        labels = self.labels
+        kinds = proxy.FEATURES if augmentations > 1 else tuple(f for f in proxy.FEATURES if f != "aug_std")
+
+        def features(proxy_run: Run, proxy_probs: np.ndarray, base: np.ndarray, base_scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            Z, _ = self.embedding(proxy_run)
+            neighbour = ex.knn(Z, base, base_scores, k=min(k, len(base)))[rows]
+            return np.column_stack([neighbour] + [proxy.proxy_feature(proxy_probs[:, rows], kind, labels[rows]) for kind in kinds])
+
+        fold_of = np.random.default_rng(seed).permutation(len(run.indices)) % folds
+        X_subset = np.empty((len(run.indices), 1 + len(kinds)))
+        crossfit_seconds = 0.0
+        for fold in range(folds):
+            held, kept = run.indices[fold_of == fold], run.indices[fold_of != fold]
+            fold_run = self.run(seed, scoring=scorer.get("scoring"), indices=kept)
+            fold_probs, fold_seconds = self.proxy_predictions(fold_run, augmentations, scorer.get("view", "clean"))
+            crossfit_seconds += fold_run.seconds + fold_seconds + self.embedding(fold_run)[1]
+            X_subset[fold_of == fold] = features(fold_run, fold_probs, kept, computed[fold_of != fold], held)
+        rest = np.setdiff1d(np.arange(len(labels)), run.indices)
+        X_rest = features(run, probs, run.indices, computed, rest)
+        model = HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, random_state=seed).fit(X_subset, computed)
+        out = np.empty(len(labels))
+        out[run.indices], out[rest] = computed, model.predict(X_rest)
+        return ex.calibrate_to_subset(out, run.indices), crossfit_seconds
 
     def scores_for(self, scorer: dict, method: dict, seed: int, fraction: float | None = None) -> ScoreResult:
         """Dispatch: method "full" (full-data run), "random" (uniform scores) or an extrapolator."""
@@ -346,34 +428,117 @@ class Pipeline:
                         })
         return pd.DataFrame(rows)
 
-    def fidelity_table(self, scorers: list[dict], methods: list[dict], fractions: list[float], seeds: list[int],
-                       rates: tuple[float, ...] = (0.5,)) -> pd.DataFrame:
-        """One row per scorer x method x fraction x seed: Pearson, Spearman, Kendall and tail
-        overlaps against full-data scores (same seed), on samples OUTSIDE the subset, beside the
-        ceiling (subset-run scores vs full-run scores on the subset samples)."""
+
+
+class UnsupervisedPipeline(_ScoreStages):
+    """The unsupervised paradigm: TURTLE on frozen, label-free features; no labels anywhere.
+
+    Labels are read only to report cluster accuracy (Hungarian matching). Stages: ``features``
+    (the frozen encoder, cached), ``run`` (TURTLE on all samples, a random subset or given
+    indices, recording q_t = tau_t(x)[final pseudo-label]), scores (DU on q_t), extrapolation on the
+    frozen features (kNN/GNN without labels, as in the paper), and ``prune_and_cluster`` (TURTLE
+    re-run on the kept samples; its task encoder labels all samples; cluster accuracy on all).
+    encoder: {"name": "pixels" | "pca" | "simclr" | "dinov2", ...options of unsupervised.encode};
+    turtle: keyword arguments of :func:`scorecast.unsupervised.turtle` (epochs, gamma, ...).
+    """
+
+    def __init__(self, experiment: dict | str, encoder: dict, turtle: dict, cache_root: str | Path | None = None):
+        self.experiment = validate_experiment(experiment)
+        unsupervised.check_label_free({"encoder": encoder, "turtle": turtle}, "parameters")
+        if "name" not in encoder:
+            raise ScorecastError(f"encoder needs a name, one of {list(unsupervised.ENCODERS)}")
+        self.encoder, self.turtle_options = dict(encoder), dict(turtle)
+        self.cache = Cache(cache_root)
+        self.device = self.experiment["device"]
+
+    @property
+    def train_set(self) -> ImageDataset:
+        return _load(json.dumps(self.experiment["data"], sort_keys=True), "train")
+
+    def _data_key(self) -> dict:
+        return {"spec": self.experiment["data"], "fingerprint": self.train_set.fingerprint()}
+
+    def features(self) -> tuple[np.ndarray, float]:
+        """(frozen label-free features (n, d) float32, seconds)."""
+        options = {k: v for k, v in self.encoder.items() if k != "name"}
+
+        def compute(folder: Path) -> dict:
+            np.save(folder / "Z.npy", unsupervised.encode(self.train_set, self.encoder["name"], seed=0, device=self.device, **options))
+            return {}
+
+        art = self.cache.get("encode", STAGE_VERSIONS["encode"], {"data": self._data_key(), "encoder": self.encoder}, compute)
+        return np.load(art.file("Z.npy")), art.seconds
+
+    def run(self, seed: int, fraction: float | None = None, indices: np.ndarray | None = None) -> TurtleRun:
+        """TURTLE on all samples, a random ``fraction`` (subset seed = seed) or ``indices``."""
+        Z, encode_seconds = self.features()
+        n = len(Z)
+        if indices is None:
+            indices = np.arange(n) if fraction is None else random_subset(n, float(fraction), seed)
+        config = {"data": self._data_key(), "encoder": self.encoder, "turtle": self.turtle_options, "seed": seed, "indices": _digest(indices)}
+
+        def compute(folder: Path) -> dict:
+            result = unsupervised.turtle(Z[indices], self.train_set.num_classes, seed=seed, device=self.device, record_dir=folder, **self.turtle_options)
+            with torch.no_grad():
+                all_labels = result.task_encoder(torch.as_tensor(Z)).argmax(1).numpy()
+            np.save(folder / "assigned_all.npy", all_labels)
+            return {}
+
+        art = self.cache.get("turtle", STAGE_VERSIONS["turtle"], config, compute)
+        return TurtleRun(indices, np.load(art.file("true_prob.npy"), mmap_mode="r"), np.load(art.file("assigned_all.npy")), art.seconds, art.path, encode_seconds)
+
+    def subset_scores(self, run: TurtleRun, scorer: dict) -> np.ndarray:
+        """(m,) DU on q_t (or random); other scorers need labels and are refused."""
+        check_choice("scorer.name (unsupervised)", scorer["name"], ("du", "random"))
+        if scorer["name"] == "random":
+            return scores.random_scores(len(run.indices), scorer.get("seed", 0))
+        return scores.dynamic_uncertainty(run.true_prob, scorer.get("window", 10), scorer.get("variant", "clean"))
+
+    def full_scores(self, scorer: dict, seed: int) -> ScoreResult:
+        run = self.run(seed)
+        return ScoreResult(self.subset_scores(run, scorer), run.indices, {"encoding": run.encode_seconds, "scoring": run.seconds})
+
+    def extrapolated_scores(self, scorer: dict, fraction: float, seed: int, method: dict) -> ScoreResult:
+        """Subset TURTLE run, then ``method`` ("knn" or "gnn", no labels) on the frozen features."""
+        unsupervised.check_label_free(method, "method")
+        check_choice("method.name (unsupervised)", method["name"], ("knn", "gnn"))
+        run = self.run(seed, fraction)
+        computed = self.subset_scores(run, scorer)
+        Z, _ = self.features()
+        options = {k: v for k, v in method.items() if k not in ("name", "label")}
+        if method["name"] == "gnn":
+            options.setdefault("seed", seed)
+            options.setdefault("device", self.device)
+        start = time.perf_counter()
+        result = EXTRAPOLATORS[method["name"]](Z, run.indices, computed, **options)
+        seconds = {"encoding": run.encode_seconds, "scoring": run.seconds, "extrapolation": time.perf_counter() - start}
+        return ScoreResult(result, run.indices, seconds)
+
+    def prune_and_cluster(self, score_values: np.ndarray, rate: float, seed: int) -> dict:
+        """Keep the top (1 - rate) by score, re-run TURTLE on them, label ALL samples with the new
+        task encoder; returns {"cluster_accuracy" (on all n), "n_kept", "seconds"}."""
+        kept = prune.select(score_values, rate)
+        run = self.run(seed, indices=kept)
+        return {"cluster_accuracy": metrics.cluster_accuracy(self.train_set.labels.numpy(), run.assigned_all), "n_kept": len(kept), "seconds": run.seconds}
+
+    def cluster_table(self, scorers: list[dict], methods: list[dict], rates: list[float], seeds: list[int], fraction: float) -> pd.DataFrame:
+        """One row per scorer x method x rate x seed: TURTLE cluster accuracy after pruning.
+        methods: {"name": "full"}, {"name": "random"} or an extrapolator spec."""
         rows = []
         for scorer in scorers:
-            for seed in seeds:
-                truth = self.full_scores(scorer, seed).scores
-                for fraction in fractions:
-                    for method in methods:
-                        result = self.extrapolated_scores(scorer, fraction, seed, method)
-                        outside = np.setdiff1d(np.arange(len(truth)), result.subset_idx)
-                        sub = result.subset_idx
-                        row = {
-                            "scorer": scorer["name"], "method": method_label(method), "fraction": fraction, "seed": seed,
-                            "pearson": metrics.pearson(truth[outside], result.scores[outside]),
-                            "spearman": metrics.spearman(truth[outside], result.scores[outside]),
-                            "kendall": metrics.kendall(truth[outside], result.scores[outside]),
-                            "ceiling_pearson": metrics.pearson(truth[sub], result.scores[sub]),
-                            "ceiling_spearman": metrics.spearman(truth[sub], result.scores[sub]),
-                        }
-                        for rate in rates:
-                            row[f"kept_overlap@{rate}"] = metrics.tail_overlap(truth[outside], result.scores[outside], rate, "kept")
-                            row[f"pruned_overlap@{rate}"] = metrics.tail_overlap(truth[outside], result.scores[outside], rate, "pruned")
-                        rows.append(row)
+            for method in methods:
+                for seed in seeds:
+                    if method["name"] == "full":
+                        values = self.full_scores(scorer, seed).scores
+                    elif method["name"] == "random":
+                        values = scores.random_scores(len(self.train_set), seed)
+                    else:
+                        values = self.extrapolated_scores(scorer, fraction, seed, method).scores
+                    for rate in rates:
+                        out = self.prune_and_cluster(values, rate, seed)
+                        rows.append({"scorer": scorer["name"], "method": method_label(method), "rate": rate, "seed": seed,
+                                     "cluster_accuracy": out["cluster_accuracy"], "n_kept": out["n_kept"]})
         return pd.DataFrame(rows)
-
 
 def summarise(table: pd.DataFrame, by: list[str], values: list[str]) -> pd.DataFrame:
     """Mean and std over seeds of ``values`` grouped ``by``: columns ``<value>_mean``, ``<value>_std``, ``n_seeds``."""

@@ -1,0 +1,168 @@
+"""scorecast.params: the schema of experiment configs and notebook parameter files; every bad value
+stops the run with a message naming the key and the file."""
+
+import pytest
+import yaml
+
+from scorecast.params import DEFAULT_EXPERIMENT, load_params, validate_experiment, validate_notebook_params
+from scorecast.validation import ScorecastError
+
+SOURCE = "params/test/nb.yaml"
+
+
+def _write(path, values):
+    path.write_text(yaml.safe_dump(values) if not isinstance(values, str) else values)
+    return path
+
+
+def test_defaults_and_merge():
+    merged = validate_experiment({})
+    assert merged == DEFAULT_EXPERIMENT and merged is not DEFAULT_EXPERIMENT
+    merged = validate_experiment({"scoring": {"epochs": 3}, "data": {"name": "digits", "limit": 500}})
+    assert merged["scoring"]["epochs"] == 3
+    assert merged["scoring"]["optimizer"] == DEFAULT_EXPERIMENT["scoring"]["optimizer"]  # nested merge
+    assert merged["data"] == {"name": "digits", "limit": 500}  # data is replaced, not merged
+    assert DEFAULT_EXPERIMENT["scoring"]["epochs"] == 20  # defaults are never mutated
+    assert validate_experiment({"retrain": {"lr": 1}})["retrain"]["lr"] == 1  # an int is a valid float
+
+
+@pytest.mark.parametrize(
+    "experiment, names",
+    [
+        ({"scoring": {"epoch": 3}}, ["experiment.scoring.", "'epoch'", "epochs"]),
+        ({"modle": "tiny_cnn"}, ["'modle'", "model"]),
+        ({"data": {"name": "digits", "path": "/x"}}, ["experiment.data.", "'path'", "root"]),
+        ({"test_data": {"name": "digits", "bogus": 1}}, ["experiment.test_data.", "'bogus'"]),
+    ],
+)
+def test_unknown_key(experiment, names):
+    with pytest.raises(ScorecastError) as err:
+        validate_experiment(experiment, SOURCE)
+    for name in [SOURCE, *names]:
+        assert name in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "experiment, key",
+    [
+        ({"scoring": {"epochs": "5"}}, "experiment.scoring.epochs must be int"),
+        ({"scoring": {"epochs": 5.0}}, "experiment.scoring.epochs must be int"),
+        ({"scoring": {"epochs": True}}, "experiment.scoring.epochs must be int"),
+        ({"retrain": {"lr": "1e-3"}}, "experiment.retrain.lr must be float"),
+        ({"retrain": {"nesterov": "yes"}}, "experiment.retrain.nesterov must be bool"),
+        ({"data": "digits"}, "experiment.data must be a mapping"),
+        ({"data": {"name": "npz", "root": 5}}, "experiment.data.root must be str or NoneType"),
+        ({"model": ["tiny_cnn"]}, "experiment.model must be str"),
+        ({"test_data": "digits"}, "experiment.test_data must be dict or NoneType"),
+    ],
+)
+def test_wrong_type(experiment, key):
+    with pytest.raises(ScorecastError, match=key.replace(".", r"\.")) as err:
+        validate_experiment(experiment, SOURCE)
+    assert SOURCE in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "experiment, message",
+    [
+        ({"scoring": {"epochs": 0}}, "experiment.scoring.epochs must be >= 1"),
+        ({"retrain": {"epochs": -3}}, "experiment.retrain.epochs must be >= 1"),
+        ({"model": "resnet9000"}, "experiment.model='resnet9000'; allowed: ['resnet18'"),
+        ({"data": {"name": "mnist"}}, "experiment.data.name='mnist'; allowed: ['cifar10'"),
+        ({"data": {"root": "/data"}}, "experiment.data needs a name"),
+        ({"paradigm": "unsupervised"}, "experiment.paradigm='unsupervised'; allowed: ['supervised', 'adversarial']"),
+    ],
+)
+def test_impossible_experiment_values(experiment, message):
+    with pytest.raises(ScorecastError) as err:
+        validate_experiment(experiment, SOURCE)
+    assert message in str(err.value) and SOURCE in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "experiment, key",
+    [
+        ({"scoring": {"optimizer": "rmsprop"}}, "optimizer"),
+        ({"scoring": {"schedule": "step"}}, "schedule"),
+        ({"scoring": {"batch_size": 0}}, "batch_size"),
+        ({"retrain": {"lr": -1.0}}, "lr"),
+        ({"record": {"source": "bogus"}}, "source"),
+        ({"record": {"trajectory": "middle"}}, "trajectory"),
+        ({"device": "gpu"}, "device"),
+        ({"test_data": {"name": "nope"}}, "test_data"),
+        ({"test_data": {"root": "/data"}}, "test_data"),
+        ({"paradigm": "adversarial", "attack": {"eps": 2.0}}, "eps"),
+    ],
+)
+def test_impossible_values_stop_at_validation(experiment, key):
+    # Design contract: "an impossible value stops the run with a message naming the key, the file
+    # and what is allowed" -- at validation, not minutes later inside a training run (or, for
+    # test_data, as a KeyError when the test set is first loaded).
+    with pytest.raises(ScorecastError) as err:
+        validate_experiment(experiment, SOURCE)
+    assert key in str(err.value) and SOURCE in str(err.value)
+
+
+def test_experiment_as_yaml_path(tmp_path):
+    path = _write(tmp_path / "experiment.yaml", {"data": {"name": "digits"}, "scoring": {"epochs": 4}})
+    merged = validate_experiment(str(path))
+    assert merged["scoring"]["epochs"] == 4 and merged["data"] == {"name": "digits"}
+    # a notebook file pointing at the shared experiment file
+    nb = _write(tmp_path / "nb.yaml", {"experiment": str(path), "rates": [0.3], "seeds": [0, 1]})
+    assert load_params(nb)["experiment"] == str(path)
+    # errors inside the shared file name that file
+    bad = _write(tmp_path / "bad_experiment.yaml", {"scoring": {"epochs": 0}})
+    nb = _write(tmp_path / "nb2.yaml", {"experiment": str(bad)})
+    with pytest.raises(ScorecastError, match="bad_experiment.yaml"):
+        load_params(nb)
+    with pytest.raises(ScorecastError, match="missing.yaml"):
+        validate_experiment(str(tmp_path / "missing.yaml"))
+    with pytest.raises(ScorecastError, match="must be a mapping"):
+        validate_experiment(str(_write(tmp_path / "list.yaml", "- 1\n- 2\n")))
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"rates": [0.5, 1.0]}, "rates entry 1.0 must be a fraction in [0, 1)"),
+        ({"rates": [-0.1]}, "rates entry -0.1"),
+        ({"rates": ["0.5"]}, "rates entry '0.5'"),
+        ({"rates": [True]}, "rates entry True"),
+        ({"fractions": [0]}, "fractions entry 0 must lie in (0, 1)"),
+        ({"fractions": [1.0]}, "fractions entry 1.0"),
+        ({"fractions": [-0.2]}, "fractions entry -0.2"),
+        ({"seeds": [0, 1.5]}, "seeds entry 1.5 must be an integer"),
+        ({"scorers": ["du"]}, "each scorers entry must be a mapping with a 'name'"),
+        ({"methods": [{"k": 10}]}, "each methods entry must be a mapping with a 'name'"),
+        ({"rates": 0.5}, "rates must be list"),
+        ({"cache_dir": 3}, "cache_dir must be str or NoneType"),
+        ({"n_exampels": 3}, "unknown key 'n_exampels'"),
+        ({"experiment": {"scoring": {"epochs": 0}}}, "experiment.scoring.epochs must be >= 1"),
+    ],
+)
+def test_notebook_params(params, message):
+    with pytest.raises(ScorecastError) as err:
+        validate_notebook_params(params, SOURCE)
+    assert message in str(err.value) and SOURCE in str(err.value)
+
+
+def test_valid_notebook_params_pass_through():
+    params = {"rates": [0, 0.3, 0.9], "fractions": [0.1, 0.5], "seeds": [0, 1], "scorers": [{"name": "du"}],
+              "methods": [{"name": "knn", "k": 10}], "cache_dir": None, "experiment": {"model": "resnet20"}}
+    assert validate_notebook_params(params, SOURCE) is params
+
+
+def test_load_params_bad_files(tmp_path):
+    with pytest.raises(ScorecastError, match="cannot read parameter file") as err:
+        load_params(_write(tmp_path / "broken.yaml", "rates: [0.1, 0.2\nseeds: {"))
+    assert "broken.yaml" in str(err.value)
+    with pytest.raises(ScorecastError, match="must be a mapping"):
+        load_params(_write(tmp_path / "scalar.yaml", "just a string\n"))
+    with pytest.raises(ScorecastError, match="cannot read parameter file"):
+        load_params(tmp_path / "absent.yaml")
+    with pytest.raises(ScorecastError, match="rates entry 1.5") as err:
+        load_params(_write(tmp_path / "rates.yaml", {"rates": [1.5]}))
+    assert "rates.yaml" in str(err.value)
+    assert load_params(_write(tmp_path / "empty.yaml", "")) == {}
+    good = load_params(_write(tmp_path / "good.yaml", {"rates": [0.5], "experiment": {"scoring": {"epochs": 2}}}))
+    assert good["rates"] == [0.5]
