@@ -34,6 +34,7 @@ from .validation import (
     as_index_vector,
     check_choice,
     check_positive_int,
+    resolve_device,
 )
 
 METRICS = ("euclidean", "cosine")
@@ -81,12 +82,6 @@ def _assemble(n: int, idx: np.ndarray, scores: np.ndarray, rest: np.ndarray, pre
     out[rest] = predicted
     out[idx] = scores
     return out
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 # ----------------------------------------------------------------------------- neighbour search
@@ -216,7 +211,7 @@ def nearest_neighbours(
     if backend == "faiss":
         search = _faiss_searcher(prepare(base), k_search, cosine)
     else:
-        search = _torch_searcher(prepare(base), k_search, cosine, base_chunk, _resolve_device(device))
+        search = _torch_searcher(prepare(base), k_search, cosine, base_chunk, resolve_device(device))
 
     distances = np.empty((queries.shape[0], k_search), dtype=np.float32)
     indices = np.empty((queries.shape[0], k_search), dtype=np.int64)
@@ -493,7 +488,7 @@ def gnn(
         predicted = _fit_predict(
             lambda: _Stack(dims, dropout, _gcn_conv),
             (x, graph.adjacency(k)),
-            idx, scores, seed, epochs, lr, val_fraction, standardize, _resolve_device(device),
+            idx, scores, seed, epochs, lr, val_fraction, standardize, resolve_device(device),
         )
     rest = _complement(Z.shape[0], idx)
     return _assemble(Z.shape[0], idx, scores, rest, predicted[rest])
@@ -527,7 +522,7 @@ def mlp(
     predicted = _fit_predict(
         lambda: _Stack(dims, dropout, _Linear),
         (x,),
-        idx, scores, seed, epochs, lr, val_fraction, standardize, _resolve_device(device),
+        idx, scores, seed, epochs, lr, val_fraction, standardize, resolve_device(device),
     )
     rest = _complement(Z.shape[0], idx)
     return _assemble(Z.shape[0], idx, scores, rest, predicted[rest])

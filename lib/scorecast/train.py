@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .data import ImageDataset, batches
 from .models import Classifier
-from .validation import ScorecastError, check_choice, check_positive_int
+from .validation import ScorecastError, check_choice, check_positive_int, resolve_device
 
 VIEWS = ("clean", "adv")
 
@@ -45,15 +45,6 @@ def quiet() -> bool:
 def progress(iterable: Iterable, desc: str, total: int | None = None) -> Iterable:
     """tqdm progress bar that stays silent in batch runs."""
     return tqdm(iterable, desc=desc, total=total, disable=quiet(), leave=False)
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; otherwise the named device."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ScorecastError(f"device={device!r} but no CUDA device is available; use device: auto or cpu")
-    return torch.device(device)
 
 
 @dataclass(frozen=True)

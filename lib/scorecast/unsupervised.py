@@ -36,8 +36,8 @@ from torch import nn
 
 from .data import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, batches
 from .models import Classifier, build_model
-from .train import embed, progress, resolve_device
-from .validation import ScorecastError, as_finite_matrix, check_choice, check_positive_int
+from .train import embed, progress
+from .validation import ScorecastError, as_finite_matrix, check_choice, check_positive_int, resolve_device
 
 NORMALIZATIONS = ("none", "standard", "l2")
 LABEL_KEYS = ("labels", "use_labels", "label_features")  # config keys that would feed labels in

@@ -7,6 +7,7 @@ type; messages always name the offending parameter and what is allowed.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 class ScorecastError(ValueError):
@@ -81,3 +82,12 @@ def as_label_vector(name: str, labels, length: int | None = None) -> np.ndarray:
     if arr.size and arr.min() < 0:
         raise ScorecastError(f"{name} must be non-negative class indices, got minimum {arr.min()}")
     return arr.astype(np.int64)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; otherwise the named device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ScorecastError(f"device={device!r} but no CUDA device is available; use device: auto or cpu")
+    return torch.device(device)
