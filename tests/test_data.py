@@ -78,6 +78,13 @@ def test_limit_is_a_stratified_subset_in_canonical_order():
             load_dataset("digits", "train", limit=bad)
 
 
+def test_limit_below_the_number_of_classes_names_the_key():
+    # a stratified sample needs one sample per class; the message must name data.limit, not be
+    # scikit-learn's bare "train_size = 5 should be greater or equal to the number of classes"
+    with pytest.raises(ScorecastError, match="limit"):
+        load_dataset("digits", "train", limit=5)
+
+
 # --------------------------------------------------------------------------------- cifar
 
 

@@ -53,6 +53,7 @@ NOTEBOOK_KEYS = {
     "fractions": list,
     "seeds": list,
     "k_grid": list,
+    "class_balanced": bool,
     "encoder": dict,
     "turtle": dict,
     "augmentations": int,
