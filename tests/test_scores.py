@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from scorecast import scores
 from scorecast.scores import dynamic_uncertainty, el2n, forgetting, random_scores, tdds, trajectory_epochs
 from scorecast.validation import ScorecastError
 
@@ -266,3 +267,13 @@ def test_random_scores():
         random_scores(0, seed=0)
     with pytest.raises(ScorecastError, match="seed"):
         random_scores(5, seed=-1)
+
+
+def test_prototypicality_scores_distance_to_the_nearest_centroid():
+    # clusters {0, 0.1, -0.1, 4} (centroid 1.0) and {10, 10.1, 9.9} (centroid 10): by hand the
+    # distances are 1.0, 0.9, 1.1, 0.0, 0.1, 0.1 and 3.0 for the outlier at 4
+    features = np.array([[0.0], [0.1], [-0.1], [10.0], [10.1], [9.9], [4.0]])
+    values = scores.prototypicality(features, clusters=2, seed=0)
+    np.testing.assert_allclose(values, [1.0, 0.9, 1.1, 0.0, 0.1, 0.1, 3.0], atol=1e-6)
+    with pytest.raises(ScorecastError, match="clusters"):
+        scores.prototypicality(features, clusters=8)

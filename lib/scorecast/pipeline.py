@@ -48,6 +48,7 @@ from .validation import ScorecastError, check_choice, check_positive_int
 
 STAGE_VERSIONS = {"train": "1", "embed": "1", "extrapolate": "1", "retrain": "1", "proxy": "1", "encode": "1", "turtle": "1"}
 PROXY_METHODS = ("proxy", "hybrid", "stacked")
+DIRECT_METHODS = ("full", "random", "prototypes")  # score every sample directly, no subset
 PHASES = ("scoring", "embedding", "proxy_inference", "crossfit", "extrapolation")  # cost phases before final training
 EXTRAPOLATORS = {
     "knn": ex.knn,
@@ -74,13 +75,25 @@ def method_label(method: dict) -> str:
     """Readable name of a method spec, e.g. ``knn(k=10, weighting=exp)``; ``label`` overrides."""
     if "label" in method:
         return method["label"]
-    extra = ", ".join(f"{k}={v}" for k, v in method.items() if k != "name")
+    extra = ", ".join(f"{k}={v['name'] if isinstance(v, dict) else v}" for k, v in method.items() if k != "name")
     return f"{method['name']}({extra})" if extra else method["name"]
 
 
 class _ScoreStages:
     """What every paradigm's pipeline shares: given ``full_scores`` and ``extrapolated_scores``,
     the fidelity of extrapolated scores against full-data scores."""
+
+    def frozen_features(self, encoder: dict) -> tuple[np.ndarray, float]:
+        """(label-free features (n, d) float32 of all training samples from a frozen ``encoder``
+        ({"name": "pixels" | "pca" | "simclr" | "dinov2", ...options}), seconds); cached."""
+        options = {k: v for k, v in encoder.items() if k != "name"}
+
+        def compute(folder: Path) -> dict:
+            np.save(folder / "Z.npy", unsupervised.encode(self.train_set, encoder["name"], seed=0, device=self.device, **options))
+            return {}
+
+        art = self.cache.get("encode", STAGE_VERSIONS["encode"], {"data": self._data_key(), "encoder": encoder}, compute)
+        return np.load(art.file("Z.npy")), art.seconds
 
     def fidelity_table(self, scorers: list[dict], methods: list[dict], fractions: list[float], seeds: list[int],
                        rates: tuple[float, ...] = (0.5,)) -> pd.DataFrame:
@@ -374,12 +387,19 @@ class Pipeline(_ScoreStages):
         return ex.calibrate_to_subset(out, run.indices), crossfit_seconds
 
     def scores_for(self, scorer: dict, method: dict, seed: int, fraction: float | None = None) -> ScoreResult:
-        """Dispatch: method "full" (full-data run), "random" (uniform scores) or an extrapolator."""
+        """Dispatch: method "full" (full-data run), "random" (uniform scores), "prototypes" (the
+        training-free self-supervised prototype metric on a frozen encoder's features) or an
+        extrapolator."""
         if method["name"] == "full":
             return self.full_scores(scorer, seed)
         if method["name"] == "random":
             n = len(self.train_set)
             return ScoreResult(scores.random_scores(n, seed), np.arange(0), {})
+        if method["name"] == "prototypes":
+            Z, seconds = self.frozen_features(method.get("encoder", {"name": "pca"}))
+            start = time.perf_counter()
+            values = scores.prototypicality(Z, method.get("clusters", self.train_set.num_classes), seed)
+            return ScoreResult(values, np.arange(0), {"embedding": seconds, "scoring": time.perf_counter() - start})
         if fraction is None:
             raise ScorecastError(f"method {method_label(method)} extrapolates: give a subset fraction")
         return self.extrapolated_scores(scorer, fraction, seed, method)
@@ -421,7 +441,7 @@ class Pipeline(_ScoreStages):
                     for rate in rates:
                         out = self.retrain(result.scores, rate, seed, class_balanced)
                         rows.append({
-                            "scorer": scorer["name"], "method": method_label(method), "fraction": fraction if method["name"] not in ("full", "random") else None,
+                            "scorer": scorer["name"], "method": method_label(method), "fraction": None if method["name"] in DIRECT_METHODS else fraction,
                             "rate": rate, "seed": seed, "top1": out["top1"], "top5": out["top5"], "robust_top1": out["robust_top1"],
                             **{f"{phase}_seconds": result.seconds.get(phase, 0.0) for phase in PHASES},
                             "final_training_seconds": out["train_seconds"],
@@ -459,15 +479,8 @@ class UnsupervisedPipeline(_ScoreStages):
         return {"spec": self.experiment["data"], "fingerprint": self.train_set.fingerprint()}
 
     def features(self) -> tuple[np.ndarray, float]:
-        """(frozen label-free features (n, d) float32, seconds)."""
-        options = {k: v for k, v in self.encoder.items() if k != "name"}
-
-        def compute(folder: Path) -> dict:
-            np.save(folder / "Z.npy", unsupervised.encode(self.train_set, self.encoder["name"], seed=0, device=self.device, **options))
-            return {}
-
-        art = self.cache.get("encode", STAGE_VERSIONS["encode"], {"data": self._data_key(), "encoder": self.encoder}, compute)
-        return np.load(art.file("Z.npy")), art.seconds
+        """(frozen label-free features (n, d) float32 of this pipeline's encoder, seconds)."""
+        return self.frozen_features(self.encoder)
 
     def run(self, seed: int, fraction: float | None = None, indices: np.ndarray | None = None) -> TurtleRun:
         """TURTLE on all samples, a random ``fraction`` (subset seed = seed) or ``indices``."""

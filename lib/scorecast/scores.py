@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .validation import ScorecastError, as_label_vector, check_choice, check_positive_int
+from .validation import ScorecastError, as_finite_matrix, as_label_vector, check_choice, check_positive_int
 
 _LOG_EPS = 1e-8  # added inside TDDS's logarithms, as in the TDDS and extrapolation code
 _CHUNK_FLOATS = 2**22  # float64 values per chunk of samples (32 MiB per intermediate array)
@@ -184,3 +184,18 @@ def random_scores(n: int, seed: int) -> np.ndarray:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ScorecastError(f"seed must be a non-negative integer, got {seed!r}")
     return np.random.default_rng(seed).random(n)
+
+
+def prototypicality(features, clusters: int, seed: int = 0) -> np.ndarray:
+    """Training-free self-supervised prototype metric (Sorscher et al. 2022): k-means on frozen
+    features (n, d) with ``clusters`` centroids; score = Euclidean distance to the nearest
+    centroid, (n,) float64. Far from every prototype = hard = kept (the metric's recommendation
+    for large datasets)."""
+    from sklearn.cluster import KMeans
+
+    features = as_finite_matrix("features", features)
+    clusters = check_positive_int("clusters", clusters)
+    if clusters > features.shape[0]:
+        raise ScorecastError(f"clusters={clusters} exceeds the number of samples ({features.shape[0]})")
+    model = KMeans(n_clusters=clusters, n_init=3, random_state=seed).fit(features)
+    return model.transform(features).min(axis=1).astype(np.float64)
