@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
 import time
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ EXTRAPOLATORS = {
     "subset_plus_random": ex.subset_plus_random,
 }
 SCORERS = ("du", "tdds", "el2n", "forgetting", "random")
+TURTLE_OPTIONS = set(inspect.signature(unsupervised.turtle).parameters) - {"Z", "num_clusters", "seed", "device", "record_dir"}
 
 
 @functools.lru_cache(maxsize=8)
@@ -467,6 +469,9 @@ class UnsupervisedPipeline(_ScoreStages):
         unsupervised.check_label_free({"encoder": encoder, "turtle": turtle}, "parameters")
         if "name" not in encoder:
             raise ScorecastError(f"encoder needs a name, one of {list(unsupervised.ENCODERS)}")
+        unknown = set(turtle) - TURTLE_OPTIONS
+        if unknown:
+            raise ScorecastError(f"turtle options {sorted(unknown)} are not allowed; choose from {sorted(TURTLE_OPTIONS)} (seed and device come from the pipeline)")
         self.encoder, self.turtle_options = dict(encoder), dict(turtle)
         self.cache = Cache(cache_root)
         self.device = self.experiment["device"]
@@ -495,6 +500,7 @@ class UnsupervisedPipeline(_ScoreStages):
             with torch.no_grad():
                 all_labels = result.task_encoder(torch.as_tensor(Z)).argmax(1).numpy()
             np.save(folder / "assigned_all.npy", all_labels)
+            (folder / "softmax.npy").unlink()  # (E, m, C) trajectory: q_t and the assignment are all later stages read
             return {}
 
         art = self.cache.get("turtle", STAGE_VERSIONS["turtle"], config, compute)
@@ -522,10 +528,14 @@ class UnsupervisedPipeline(_ScoreStages):
         if method["name"] == "gnn":
             options.setdefault("seed", seed)
             options.setdefault("device", self.device)
-        start = time.perf_counter()
-        result = EXTRAPOLATORS[method["name"]](Z, run.indices, computed, **options)
-        seconds = {"encoding": run.encode_seconds, "scoring": run.seconds, "extrapolation": time.perf_counter() - start}
-        return ScoreResult(result, run.indices, seconds)
+
+        def compute(folder: Path) -> dict:
+            np.save(folder / "scores.npy", EXTRAPOLATORS[method["name"]](Z, run.indices, computed, **options))
+            return {}
+
+        art = self.cache.get("extrapolate", STAGE_VERSIONS["extrapolate"], {"run": run.path.name, "scorer": scorer, "method": method}, compute)
+        seconds = {"encoding": run.encode_seconds, "scoring": run.seconds, "extrapolation": art.seconds}
+        return ScoreResult(np.load(art.file("scores.npy")), run.indices, seconds)
 
     def prune_and_cluster(self, score_values: np.ndarray, rate: float, seed: int) -> dict:
         """Keep the top (1 - rate) by score, re-run TURTLE on them, label ALL samples with the new
