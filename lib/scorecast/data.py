@@ -346,8 +346,8 @@ def _read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as fh:
             raw = fh.read()
-    except OSError as err:
-        raise ScorecastError(f"cannot read IDX file {str(path)!r} ({err})") from err
+    except (OSError, EOFError) as err:
+        raise ScorecastError(f"cannot read IDX file {str(path)!r} ({err}); the file is damaged or truncated") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise ScorecastError(f"{str(path)!r} is not an unsigned-byte IDX file")
     ndim = raw[3]
@@ -399,8 +399,9 @@ def _stratified_sample(labels: np.ndarray, limit: int) -> np.ndarray:
     from sklearn.model_selection import train_test_split
 
     limit = check_positive_int("data.limit", limit)
-    if limit >= len(labels):
-        raise ScorecastError(f"data.limit={limit} must be smaller than the split's {len(labels)} samples (or omitted)")
+    classes = len(np.unique(labels))
+    if not classes <= limit < len(labels):
+        raise ScorecastError(f"data.limit={limit} must lie in [{classes}, {len(labels)}) (at least one sample per class, fewer than the split's samples) or be omitted")
     keep, _ = train_test_split(np.arange(len(labels)), train_size=limit, random_state=0, stratify=labels)
     return np.sort(keep)
 

@@ -134,6 +134,22 @@ def validate_experiment(experiment: dict | str, source: str = "experiment") -> d
     for part in ("scoring", "retrain"):
         if merged[part]["epochs"] < 1:
             raise ScorecastError(f"{source}: experiment.{part}.epochs must be >= 1, got {merged[part]['epochs']}")
+    if merged["test_data"] is not None and merged["test_data"].get("name") not in REGISTRY:
+        raise ScorecastError(f"{source}: experiment.test_data needs a name from {sorted(REGISTRY)}, got {merged['test_data'].get('name')!r}")
+    if merged["record"]["trajectory"] not in ("first", "last"):
+        raise ScorecastError(f"{source}: experiment.record.trajectory={merged['record']['trajectory']!r}; allowed: ['first', 'last']")
+    if merged["device"] != "auto" and merged["device"] != "cpu" and not merged["device"].startswith("cuda"):
+        raise ScorecastError(f"{source}: experiment.device={merged['device']!r}; allowed: 'auto', 'cpu', 'cuda' or 'cuda:<n>'")
+    # the training objects check their own values; name the file and the block on failure
+    from .train import PGD, Recipe, RecordSpec
+
+    checks = {"scoring": lambda: Recipe(**merged["scoring"]), "retrain": lambda: Recipe(**merged["retrain"]),
+              "record": lambda: RecordSpec(merged["record"]["source"]), "attack": lambda: PGD(**merged["attack"])}
+    for block, build in checks.items():
+        try:
+            build()
+        except ScorecastError as err:
+            raise ScorecastError(f"{source}: experiment.{block}: {err}") from None
     return merged
 
 

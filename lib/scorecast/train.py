@@ -9,7 +9,7 @@ in memory-mapped ``.npy`` files, so memory stays bounded at any scale.
 Which forward pass produces the records (``RecordSpec.source``):
 - ``"train"``: the training pass on the augmented batch, before the optimizer step (the authors'
   code). Adversarial runs record the adversarial view from that pass and the clean view from an
-  extra no-grad eval-mode pass on the same augmented batch.
+  extra no-grad eval-mode pass on the same augmented batch, also before the step.
 - ``"eval"``: after each epoch, an eval-mode pass on clean, test-transformed inputs (and PGD
   inputs for the adversarial view). Costs an extra pass over the data.
 BatchNorm stays in train mode for every training step (the authors' code left it in eval mode
@@ -249,12 +249,14 @@ def train(
     for epoch in progress(range(recipe.epochs), desc):
         model.train()
         for x, y, idx in batches(dataset, indices, recipe.batch_size, train=True, generator=generator, device=dev):
-            if attack is not None:
+            x_in = x
+            if attack is not None:  # PGD against the current weights; clean view recorded before the step
                 model.eval()
                 x_in = attack.perturb(model, x, y, dataset, generator)
+                if record_in_train:
+                    with torch.no_grad():
+                        recorder.record("clean", epoch, idx, model(x), y)
                 model.train()
-            else:
-                x_in = x
             logits = model(x_in)
             loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
@@ -264,11 +266,6 @@ def train(
                 scheduler.step()
             if record_in_train:
                 recorder.record("adv" if attack else "clean", epoch, idx, logits, y)
-                if attack is not None:
-                    model.eval()
-                    with torch.no_grad():
-                        recorder.record("clean", epoch, idx, model(x), y)
-                    model.train()
         if recorder is not None and not record_in_train:
             clean, adv = predict(model, dataset, indices, device=str(dev), attack=attack, seed=seed + epoch)
             labels = dataset.labels[indices]

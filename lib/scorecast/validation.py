@@ -90,4 +90,7 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ScorecastError(f"device={device!r} but no CUDA device is available; use device: auto or cpu")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ScorecastError(f"device={device!r} is not a device name; use auto, cpu, cuda or cuda:<n>") from None
