@@ -34,7 +34,8 @@ def browser():
     assert binary, "chromium is not installed: run ./run_all.sh --tests (it installs Debian's chromium)"
     port = _free_port()
     profile = tempfile.mkdtemp()
-    proc = subprocess.Popen([binary, *FLAGS, f"--remote-debugging-port={port}", f"--user-data-dir={profile}", "about:blank"],
+    proc = subprocess.Popen([binary, *FLAGS, f"--remote-debugging-port={port}", f"--remote-allow-origins=http://127.0.0.1:{port}",
+                             f"--user-data-dir={profile}", "about:blank"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     for _ in range(100):
@@ -49,19 +50,26 @@ def browser():
 
 
 def _images_after_load(base: str, url: str) -> list[dict]:
-    """Open ``url`` in a new tab, wait for load, return [{src, naturalWidth}] of every <img>."""
-    request = urllib.request.Request(f"{base}/json/new?{url}", method="PUT")
+    """Navigate a new tab to ``url``, wait for its load event, return [{src, naturalWidth}] of every <img>."""
+    request = urllib.request.Request(f"{base}/json/new?about:blank", method="PUT")
     target = json.load(urllib.request.urlopen(request, timeout=10))
     ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=30)
-    try:
-        expression = ("new Promise(r => { const done = () => r(JSON.stringify(Array.from(document.images)"
-                      ".map(i => ({src: i.src, naturalWidth: i.naturalWidth})))); "
-                      "document.readyState === 'complete' ? done() : window.addEventListener('load', done); })")
-        ws.send(json.dumps({"id": 1, "method": "Runtime.evaluate", "params": {"expression": expression, "awaitPromise": True}}))
+
+    def call(message_id: int, method: str, params: dict | None = None) -> dict:
+        ws.send(json.dumps({"id": message_id, "method": method, "params": params or {}}))
         while True:
             message = json.loads(ws.recv())
-            if message.get("id") == 1:
-                return json.loads(message["result"]["result"]["value"])
+            if message.get("id") == message_id:
+                return message
+
+    try:
+        call(1, "Page.enable")
+        call(2, "Page.navigate", {"url": url})
+        while json.loads(ws.recv()).get("method") != "Page.loadEventFired":
+            pass
+        expression = "JSON.stringify(Array.from(document.images).map(i => ({src: i.src, naturalWidth: i.naturalWidth})))"
+        reply = call(3, "Runtime.evaluate", {"expression": expression})
+        return json.loads(reply["result"]["result"]["value"])
     finally:
         ws.close()
 
