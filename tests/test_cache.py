@@ -145,3 +145,11 @@ def test_default_root_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("SCORECAST_CACHE", str(tmp_path / "env"))
     assert Cache().root == tmp_path / "env"
     assert Cache(tmp_path / "explicit").root == tmp_path / "explicit"
+
+
+def test_numpy_scalars_key_like_python_numbers_and_arrays_are_refused():
+    from scorecast.cache import config_key
+
+    assert config_key("s", "1", {"seed": np.int64(3), "rate": np.float64(0.5)}) == config_key("s", "1", {"seed": 3, "rate": 0.5})
+    with pytest.raises(TypeError, match="digest"):
+        config_key("s", "1", {"indices": np.arange(3)})

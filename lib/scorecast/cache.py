@@ -22,13 +22,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 MANIFEST = "manifest.json"
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / ".cache"
 
 
+def _plain(value):
+    """JSON form of numpy scalars (np.int64(0) keys like 0); arrays are refused: hash them first."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        raise TypeError("a numpy array in a cache config: put a digest of it in the config instead")
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cache config value {value!r} of type {type(value).__name__} is not JSON-serialisable")
+
+
 def config_key(stage: str, version: str, config: dict) -> str:
     """Stable 20-hex-digit key of (stage, version, config); config must be JSON-serialisable."""
-    blob = json.dumps({"stage": stage, "version": version, "config": config}, sort_keys=True, default=str)
+    blob = json.dumps({"stage": stage, "version": version, "config": config}, sort_keys=True, default=_plain)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -96,7 +109,7 @@ class Cache:
                 if p.is_file()
             }
             manifest = {"stage": stage, "version": version, "config": config, "seconds": seconds, "info": info, "files": files}
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=_plain))
             if final.exists():  # a corrupted or half-written artefact: replace it
                 shutil.rmtree(final)
             os.replace(tmp, final)

@@ -437,7 +437,7 @@ def load_dataset(name: str, split: str = "train", root: str | Path | None = None
         mean, std = (float(np.mean(mean)),) * images.shape[1], (float(np.mean(std)),) * images.shape[1]
     return ImageDataset(
         name=name,
-        images=torch.from_numpy(np.ascontiguousarray(images)),
+        images=torch.from_numpy(np.require(images, requirements=["C", "W"])),
         labels=torch.from_numpy(np.asarray(labels, dtype=np.int64)),
         classes=[str(c) for c in classes],
         mean=tuple(mean),
