@@ -82,8 +82,16 @@ def method_label(method: dict) -> str:
 
 
 class _ScoreStages:
-    """What every paradigm's pipeline shares: given ``full_scores`` and ``extrapolated_scores``,
-    the fidelity of extrapolated scores against full-data scores."""
+    """What every paradigm's pipeline shares: the training data and its cache identity, frozen
+    features, and, given ``full_scores`` and ``extrapolated_scores``, the fidelity of extrapolated
+    scores against full-data scores. Subclasses set ``experiment``, ``cache`` and ``device``."""
+
+    @property
+    def train_set(self) -> ImageDataset:
+        return _load(json.dumps(self.experiment["data"], sort_keys=True), "train")
+
+    def _data_key(self) -> dict:
+        return {"spec": self.experiment["data"], "fingerprint": self.train_set.fingerprint()}
 
     def frozen_features(self, encoder: dict) -> tuple[np.ndarray, float]:
         """(label-free features (n, d) float32 of all training samples from a frozen ``encoder``
@@ -186,10 +194,6 @@ class Pipeline(_ScoreStages):
 
     # ---------------------------------------------------------------- data
     @property
-    def train_set(self) -> ImageDataset:
-        return _load(json.dumps(self.experiment["data"], sort_keys=True), "train")
-
-    @property
     def test_set(self) -> ImageDataset:
         spec = self.experiment["test_data"] or self.experiment["data"]
         return _load(json.dumps(spec, sort_keys=True), "test")
@@ -197,9 +201,6 @@ class Pipeline(_ScoreStages):
     @property
     def labels(self) -> np.ndarray:
         return self.train_set.labels.numpy()
-
-    def _data_key(self) -> dict:
-        return {"spec": self.experiment["data"], "fingerprint": self.train_set.fingerprint()}
 
     # ---------------------------------------------------------------- stage 1: scoring run
     def run(self, seed: int, fraction: float | None = None, scoring: dict | None = None, indices: np.ndarray | None = None) -> Run:
@@ -475,13 +476,6 @@ class UnsupervisedPipeline(_ScoreStages):
         self.encoder, self.turtle_options = dict(encoder), dict(turtle)
         self.cache = Cache(cache_root)
         self.device = self.experiment["device"]
-
-    @property
-    def train_set(self) -> ImageDataset:
-        return _load(json.dumps(self.experiment["data"], sort_keys=True), "train")
-
-    def _data_key(self) -> dict:
-        return {"spec": self.experiment["data"], "fingerprint": self.train_set.fingerprint()}
 
     def features(self) -> tuple[np.ndarray, float]:
         """(frozen label-free features (n, d) float32 of this pipeline's encoder, seconds)."""
