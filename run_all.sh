@@ -67,26 +67,31 @@ if [ "$tier" = cpu ] && [ -z "${SCORECAST_DATA_ROOT:-}" ]; then
   [ -d data/cifar10-jpeg ] || { echo "run_all.sh: the cpu tier needs CIFAR-10 as an image folder: set SCORECAST_DATA_ROOT or put it in data/cifar10-jpeg" >&2; exit 1; }
   export SCORECAST_DATA_ROOT="$ROOT/data/cifar10-jpeg"
 fi
+# A run is named after its parameter file: params/<tier>/<notebook>.yaml, or <notebook>--<variant>.yaml
+# for a second setting of the same artefact (e.g. tab4_adversarial--2m, the paper's Table 5), which
+# executes the same notebook into its own folder results/<tier>/<notebook>--<variant>/.
 if [ ${#notebooks[@]} -eq 0 ]; then
   for f in params/"$tier"/*.yaml; do
     name=$(basename "$f" .yaml)
-    [ -f "notebooks/$name.ipynb" ] && notebooks+=("$name")
+    [ -f "notebooks/${name%%--*}.ipynb" ] && notebooks+=("$name")
   done
 fi
-out="results/$tier"
-mkdir -p "$out"
 for name in "${notebooks[@]}"; do
-  [ -f "notebooks/$name.ipynb" ] || { echo "run_all.sh: no notebook notebooks/$name.ipynb" >&2; exit 2; }
+  notebook=${name%%--*}
+  [ -f "notebooks/$notebook.ipynb" ] || { echo "run_all.sh: no notebook notebooks/$notebook.ipynb" >&2; exit 2; }
   [ -f "params/$tier/$name.yaml" ] || { echo "run_all.sh: no parameter file params/$tier/$name.yaml" >&2; exit 2; }
+  out="results/$tier"
+  [ "$name" = "$notebook" ] || out="results/$tier/$name"
+  mkdir -p "$out"
   echo "== $tier: $name"
   start=$(date +%s)
-  if ! "$PY" -m papermill "notebooks/$name.ipynb" "$out/$name.ipynb" -f "params/$tier/$name.yaml" \
+  if ! "$PY" -m papermill "notebooks/$notebook.ipynb" "$out/$notebook.ipynb" -f "params/$tier/$name.yaml" \
         -p output_dir "$out" --kernel python3 --cwd "$ROOT" --log-level WARNING; then
-    echo "run_all.sh: notebook $name failed; the executed notebook with the error is kept at $out/$name.ipynb" >&2
+    echo "run_all.sh: notebook $name failed; the executed notebook with the error is kept at $out/$notebook.ipynb" >&2
     exit 1
   fi
-  "$PY" -m jupyter nbconvert --to html --log-level WARN "$out/$name.ipynb" --output-dir "$out" >/dev/null
+  "$PY" -m jupyter nbconvert --to html --log-level WARN "$out/$notebook.ipynb" --output-dir "$out" >/dev/null
   echo "   done in $(( $(date +%s) - start )) s"
 done
-"$PY" -m scorecast.report "$out"
-echo "== index: $out/index.html"
+"$PY" -m scorecast.report "results/$tier"
+echo "== index: results/$tier/index.html"

@@ -1,5 +1,6 @@
 """Every notebook has a parameter file in every tier whose keys equal its `parameters` cell and
-pass the library's validation; the cell itself holds literals only."""
+pass the library's validation; the cell itself holds literals only. Variant files
+(``<notebook>--<variant>.yaml``, a second setting of the same artefact) obey the same rule."""
 
 import ast
 import json
@@ -8,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from scorecast.params import load_params, validate_notebook_params
+from scorecast.report import write_index
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 TIERS = ("smoke", "cpu", "paper")
+VARIANTS = sorted(p for tier in TIERS for p in (ROOT / "params" / tier).glob("*--*.yaml"))
 
 
 def _parameters_cell(notebook: Path) -> dict:
@@ -29,7 +32,7 @@ def test_every_notebook_is_found_and_no_parameter_file_is_orphaned():
     assert len(NOTEBOOKS) == 16  # 15 paper/beyond artefacts + quickstart
     names = {p.stem for p in NOTEBOOKS}
     for tier in TIERS:
-        files = {p.stem for p in (ROOT / "params" / tier).glob("*.yaml") if not p.stem.startswith("experiment")}
+        files = {p.stem.split("--")[0] for p in (ROOT / "params" / tier).glob("*.yaml") if not p.stem.startswith("experiment")}
         assert files == names, f"params/{tier}: {sorted(files ^ names)}"
 
 
@@ -45,3 +48,25 @@ def test_tier_file_matches_parameters_cell(notebook, tier):
     assert path.exists(), f"{notebook.stem} has no parameter file for the {tier} tier"
     params = load_params(path)
     assert set(params) == set(_parameters_cell(notebook)), f"{path.name}: keys differ from the notebook's parameters cell"
+
+
+@pytest.mark.parametrize("path", VARIANTS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_variant_file_matches_its_notebook(path):
+    notebook = ROOT / "notebooks" / f"{path.stem.split('--')[0]}.ipynb"
+    params = load_params(path)
+    assert set(params) == set(_parameters_cell(notebook)), f"{path.name}: keys differ from {notebook.name}'s parameters cell"
+    validate_notebook_params(params, str(path))
+
+
+def test_index_lists_variant_runs_with_their_figures(tmp_path):
+    notebook = {"cells": [{"cell_type": "markdown", "source": "# Table 4: adversarial training", "metadata": {}}],
+                "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    for folder in (tmp_path, tmp_path / "tab4_adversarial--2m"):
+        folder.mkdir(exist_ok=True)
+        (folder / "tab4_adversarial.ipynb").write_text(json.dumps(notebook))
+    (tmp_path / "tab4_adversarial--2m" / "tab4_adversarial.png").write_bytes(b"png")
+    page = write_index(tmp_path).read_text()
+    assert page.count("<section") == 2
+    assert '<img src="tab4_adversarial--2m/tab4_adversarial.png"' in page
+    assert '<a href="tab4_adversarial--2m/tab4_adversarial.html">' in page
+    assert '<section id="tab4_adversarial"><h2><a href="tab4_adversarial.html">' in page

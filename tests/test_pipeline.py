@@ -182,3 +182,26 @@ def test_bad_requests(done):
         pipe.retrain(done["full"].scores, 1.0, seed=0)
     with pytest.raises(ScorecastError, match="paradigm"):
         Pipeline({**EXPERIMENT, "paradigm": "self-supervised"})
+
+
+def _generated_pool(folder, num_classes):
+    """A small generated training pool in the npz on-disk format: train.npz, image (n, 8, 8, 1) uint8."""
+    rng = np.random.default_rng(0)
+    np.savez(folder / "train.npz", image=rng.integers(0, 256, (40, 8, 8, 1), dtype=np.uint8), label=np.arange(40) % num_classes)
+
+
+def test_separate_test_set_is_normalised_like_the_training_set(tmp_path):
+    _generated_pool(tmp_path, 10)
+    pipe = Pipeline({**EXPERIMENT, "data": {"name": "npz", "root": str(tmp_path), "num_classes": 10, "crop": 8}, "test_data": {"name": "digits"}}, tmp_path)
+    test, train = pipe.test_set, pipe.train_set
+    assert len(test) == 360 and test.name == "digits"
+    assert test.mean == train.mean and test.std == train.std
+    from scorecast.data import load_dataset
+    assert load_dataset("digits", "test").mean != train.mean  # the override is what made them equal
+
+
+def test_separate_test_set_with_other_classes_is_refused(tmp_path):
+    _generated_pool(tmp_path, 5)
+    pipe = Pipeline({**EXPERIMENT, "data": {"name": "npz", "root": str(tmp_path), "num_classes": 5, "crop": 8}, "test_data": {"name": "digits"}}, tmp_path)
+    with pytest.raises(ScorecastError, match="5 classes.*10 classes|10 classes.*5"):
+        pipe.test_set

@@ -26,6 +26,7 @@ Experiment config (validated by :mod:`scorecast.params`)::
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -195,8 +196,17 @@ class Pipeline(_ScoreStages):
     # ---------------------------------------------------------------- data
     @property
     def test_set(self) -> ImageDataset:
-        spec = self.experiment["test_data"] or self.experiment["data"]
-        return _load(json.dumps(spec, sort_keys=True), "test")
+        """The test split of ``data``, or of ``test_data`` when given (e.g. generated training images
+        tested on a real test set). A separate test set is normalised with the training set's
+        statistics, the only ones the network has seen, and must have the same classes."""
+        if self.experiment["test_data"] is None:
+            return _load(json.dumps(self.experiment["data"], sort_keys=True), "test")
+        test = _load(json.dumps(self.experiment["test_data"], sort_keys=True), "test")
+        train = self.train_set
+        if test.num_classes != train.num_classes:
+            raise ScorecastError(f"experiment.test_data ({test.name}) has {test.num_classes} classes but data ({train.name}) has "
+                                 f"{train.num_classes}: test on a set with the training labels (e.g. set data.num_classes for npz)")
+        return dataclasses.replace(test, mean=train.mean, std=train.std)
 
     @property
     def labels(self) -> np.ndarray:

@@ -1,5 +1,5 @@
 """``python -m scorecast.report results/<tier>``: write ``index.html`` linking every executed
-notebook's HTML rendering beside its figure."""
+notebook's HTML rendering beside its figure, including variant runs in ``<notebook>--<variant>/``."""
 
 from __future__ import annotations
 
@@ -20,16 +20,19 @@ def _title(notebook: Path) -> str:
 
 
 def write_index(folder: str | Path) -> Path:
-    """Write ``<folder>/index.html`` for the executed notebooks in ``folder``; returns its path."""
+    """Write ``<folder>/index.html`` for the executed notebooks in ``folder`` and in its variant
+    subfolders (``<notebook>--<variant>/<notebook>.ipynb``); returns its path."""
     folder = Path(folder)
     entries = []
-    for notebook in sorted(folder.glob("*.ipynb")):
-        name = notebook.stem
+    notebooks = sorted([*folder.glob("*.ipynb"), *folder.glob("*--*/*.ipynb")], key=lambda p: str(p.relative_to(folder)))
+    for notebook in notebooks:
+        name = notebook.relative_to(folder).with_suffix("").as_posix()
+        run = name.split("/")[0]
         figure = f'<a href="{name}.html"><img src="{name}.png" alt="{name} figure" width="480"></a>' if (folder / f"{name}.png").exists() else "<p>(no figure)</p>"
         table = f' &middot; <a href="{name}.csv">table (CSV)</a>' if (folder / f"{name}.csv").exists() else ""
         entries.append(
-            f'<section id="{name}"><h2><a href="{name}.html">{html.escape(_title(notebook))}</a></h2>'
-            f'<p><code>{name}</code>{table}</p>{figure}</section>'
+            f'<section id="{run}"><h2><a href="{name}.html">{html.escape(_title(notebook))}</a></h2>'
+            f'<p><code>{run}</code>{table}</p>{figure}</section>'
         )
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>scorecast results: "
