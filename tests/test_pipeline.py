@@ -7,6 +7,7 @@ import pytest
 import scorecast.pipeline as pipeline_module
 import scorecast.prune as prune_module
 from scorecast import prune
+from scorecast import scores as scores_module
 from scorecast.data import random_subset
 from scorecast.pipeline import PHASES, Pipeline, ScoreResult
 from scorecast.validation import ScorecastError
@@ -205,3 +206,15 @@ def test_separate_test_set_with_other_classes_is_refused(tmp_path):
     pipe = Pipeline({**EXPERIMENT, "data": {"name": "npz", "root": str(tmp_path), "num_classes": 5, "crop": 8}, "test_data": {"name": "digits"}}, tmp_path)
     with pytest.raises(ScorecastError, match="5 classes.*10 classes|10 classes.*5"):
         pipe.test_set
+
+
+def test_training_free_scores_on_frozen_features(done):
+    pipe = done["pipe"]
+    Z, _ = pipe.frozen_features({"name": "pca", "n_components": 8})
+    zcore = pipe.scores_for(DU, {"name": "zcore", "encoder": {"name": "pca", "n_components": 8}, "draws": 2000}, seed=0)
+    np.testing.assert_array_equal(zcore.scores, scores_module.zero_shot_coreset(Z, draws=2000, seed=0))
+    assert zcore.subset_idx.size == 0 and set(zcore.seconds) == {"embedding", "scoring"}
+    protos = pipe.scores_for(DU, {"name": "prototypes", "encoder": {"name": "pca", "n_components": 8}}, seed=0)
+    np.testing.assert_array_equal(protos.scores, scores_module.prototypicality(Z, clusters=10, seed=0))
+    with pytest.raises(ScorecastError, match=r"unknown options \['draw'\]"):
+        pipe.scores_for(DU, {"name": "zcore", "draw": 5}, seed=0)

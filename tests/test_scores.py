@@ -277,3 +277,29 @@ def test_prototypicality_scores_distance_to_the_nearest_centroid():
     np.testing.assert_allclose(values, [1.0, 0.9, 1.1, 0.0, 0.1, 0.1, 3.0], atol=1e-6)
     with pytest.raises(ScorecastError, match="clusters"):
         scores.prototypicality(features, clusters=8)
+
+
+def test_zero_shot_coreset_matches_hand_computed_expectation():
+    # 1-D features [0, 0, 10]: draws come from triangular(0, median 0, 10), so P(draw > 5) = 0.25.
+    # Below 5 sample 0 wins (+1; argmin takes the first duplicate) and its exact duplicate 1 takes -1;
+    # above 5 sample 2 wins (+1) and its two equidistant neighbours take -0.5 each. Per draw, in
+    # expectation: sample 0 +0.625, sample 1 -0.875, sample 2 +0.25 -> min-max scaled 1, 0, 0.75.
+    values = scores.zero_shot_coreset(np.array([[0.0], [0.0], [10.0]]), draws=20000, sample_dim=1, redundancy_nn=2, seed=0)
+    np.testing.assert_allclose(values, [1.0, 0.0, 0.75], atol=0.02)
+
+
+def test_zero_shot_coreset_contract_and_seeding():
+    rng = np.random.default_rng(0)
+    features = np.vstack([rng.normal(0, 0.01, (60, 3)), [[1.0, 1.0, 1.0]]])
+    values = scores.zero_shot_coreset(features, draws=3000, redundancy_nn=10, seed=1)
+    assert values.shape == (61,) and values.dtype == np.float64 and values.min() == 0 and values.max() == 1
+    assert values[60] > np.median(values)  # the isolated sample covers a region alone
+    np.testing.assert_array_equal(values, scores.zero_shot_coreset(features, draws=3000, redundancy_nn=10, seed=1))
+    assert not np.array_equal(values, scores.zero_shot_coreset(features, draws=3000, redundancy_nn=10, seed=2))
+
+
+@pytest.mark.parametrize("kwargs, message", [({"sample_dim": 4}, "sample_dim=4 exceeds"), ({"draws": 0}, "draws"),
+                                             ({"redundancy_exp": -1.0}, "redundancy_exp"), ({"redundancy_nn": 0}, "redundancy_nn")])
+def test_zero_shot_coreset_rejects_bad_options(kwargs, message):
+    with pytest.raises(ScorecastError, match=message):
+        scores.zero_shot_coreset(np.zeros((5, 3)), **kwargs)

@@ -50,7 +50,8 @@ from .validation import ScorecastError, check_choice, check_positive_int
 
 STAGE_VERSIONS = {"train": "1", "embed": "1", "extrapolate": "1", "retrain": "1", "proxy": "1", "encode": "1", "turtle": "1"}
 PROXY_METHODS = ("proxy", "hybrid", "stacked")
-DIRECT_METHODS = ("full", "random", "prototypes")  # score every sample directly, no subset
+TRAINING_FREE = {"prototypes": scores.prototypicality, "zcore": scores.zero_shot_coreset}  # on frozen features
+DIRECT_METHODS = ("full", "random", *TRAINING_FREE)  # score every sample directly, no subset
 PHASES = ("scoring", "embedding", "proxy_inference", "crossfit", "extrapolation")  # cost phases before final training
 EXTRAPOLATORS = {
     "knn": ex.knn,
@@ -400,18 +401,24 @@ class Pipeline(_ScoreStages):
         return ex.calibrate_to_subset(out, run.indices), crossfit_seconds
 
     def scores_for(self, scorer: dict, method: dict, seed: int, fraction: float | None = None) -> ScoreResult:
-        """Dispatch: method "full" (full-data run), "random" (uniform scores), "prototypes" (the
-        training-free self-supervised prototype metric on a frozen encoder's features) or an
-        extrapolator."""
+        """Dispatch: method "full" (full-data run), "random" (uniform scores), a training-free score
+        on a frozen encoder's features ("prototypes": the self-supervised prototype metric; "zcore":
+        zero-shot coreset selection; options are the scorer's keyword arguments) or an extrapolator."""
         if method["name"] == "full":
             return self.full_scores(scorer, seed)
         if method["name"] == "random":
             n = len(self.train_set)
             return ScoreResult(scores.random_scores(n, seed), np.arange(0), {})
-        if method["name"] == "prototypes":
+        if method["name"] in TRAINING_FREE:
             Z, seconds = self.frozen_features(method.get("encoder", {"name": "pca"}))
+            options = {k: v for k, v in method.items() if k not in ("name", "encoder")}
+            allowed = set(inspect.signature(TRAINING_FREE[method["name"]]).parameters) - {"features", "seed"}
+            if set(options) - allowed:
+                raise ScorecastError(f"method {method['name']}: unknown options {sorted(set(options) - allowed)}; allowed: encoder, {', '.join(sorted(allowed))}")
+            if method["name"] == "prototypes":
+                options.setdefault("clusters", self.train_set.num_classes)
             start = time.perf_counter()
-            values = scores.prototypicality(Z, method.get("clusters", self.train_set.num_classes), seed)
+            values = TRAINING_FREE[method["name"]](Z, seed=seed, **options)
             return ScoreResult(values, np.arange(0), {"embedding": seconds, "scoring": time.perf_counter() - start})
         if fraction is None:
             raise ScorecastError(f"method {method_label(method)} extrapolates: give a subset fraction")

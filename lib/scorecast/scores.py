@@ -199,3 +199,50 @@ def prototypicality(features, clusters: int, seed: int = 0) -> np.ndarray:
         raise ScorecastError(f"clusters={clusters} exceeds the number of samples ({features.shape[0]})")
     model = KMeans(n_clusters=clusters, n_init=3, random_state=seed).fit(features)
     return model.transform(features).min(axis=1).astype(np.float64)
+
+
+def zero_shot_coreset(features, draws: int | None = None, sample_dim: int = 2, redundancy_nn: int = 1000,
+                      redundancy_exp: float = 4.0, seed: int = 0) -> np.ndarray:
+    """ZCore (Griffin et al. 2024), the training- and label-free zero-shot coreset score on frozen
+    features (n, d): coverage minus redundancy, (n,) float64 min-max scaled to [0, 1], higher = kept.
+
+    Each of ``draws`` Monte-Carlo draws (default min(10 n, 10^6)) picks ``sample_dim`` random feature
+    dimensions and a point from the triangular distribution (min, median, max) of each. Coverage: the
+    nearest sample in L1 over those dimensions gains 1. Redundancy: the ``redundancy_nn`` samples
+    nearest to that winner (itself excluded) lose weights proportional to distance^-redundancy_exp that
+    sum to 1; an exact duplicate of the winner takes the whole 1. Scores start from uniform(0, 1) noise
+    (the reference code's ``rand_init``), which also breaks ties. Defaults are the paper's.
+    """
+    X = as_finite_matrix("features", features).astype(np.float32)
+    n, d = X.shape
+    draws = min(10 * n, 10**6) if draws is None else check_positive_int("draws", draws)
+    sample_dim = check_positive_int("sample_dim", sample_dim)
+    if sample_dim > d:
+        raise ScorecastError(f"sample_dim={sample_dim} exceeds the feature dimension ({d})")
+    if n < 2:
+        raise ScorecastError(f"zero_shot_coreset needs at least 2 samples, got {n}")
+    neighbours = min(check_positive_int("redundancy_nn", redundancy_nn), n - 1)
+    if not np.isfinite(redundancy_exp) or redundancy_exp <= 0:
+        raise ScorecastError(f"redundancy_exp must be a positive number, got {redundancy_exp!r}")
+    rng = np.random.default_rng(seed)
+    low, mode, high = X.min(axis=0), np.median(X, axis=0), X.max(axis=0)
+    values = rng.random(n)
+    batch = max(1, _CHUNK_FLOATS // (n * sample_dim))
+    for start in range(0, draws, batch):
+        b = min(batch, draws - start)
+        dims = np.argsort(rng.random((b, d)), axis=1)[:, :sample_dim]  # (b, s) distinct dimensions per draw
+        spread = high[dims] > low[dims]
+        points = np.where(spread, rng.triangular(low[dims], mode[dims], np.where(spread, high[dims], low[dims] + 1)), low[dims])
+        columns = X[:, dims]  # (n, b, s)
+        winner = np.abs(columns - points).sum(axis=2).argmin(axis=0)  # (b,)
+        np.add.at(values, winner, 1.0)
+        distance = np.abs(columns - X[winner[:, None], dims]).sum(axis=2)  # (n, b) from each winner
+        distance[winner, np.arange(b)] = np.inf
+        nearest = np.argpartition(distance, neighbours - 1, axis=0)[:neighbours]  # (k, b)
+        near = np.take_along_axis(distance, nearest, axis=0).astype(np.float64)
+        closest = near.min(axis=0)
+        duplicate = closest == 0
+        weights = np.where(duplicate, 0.0, (closest / np.where(near == 0, 1.0, near)) ** redundancy_exp)
+        weights[near.argmin(axis=0)[duplicate], np.flatnonzero(duplicate)] = 1.0  # a duplicate takes the whole penalty
+        np.add.at(values, nearest, -weights / weights.sum(axis=0))
+    return (values - values.min()) / (values.max() - values.min())
