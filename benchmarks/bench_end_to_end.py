@@ -4,9 +4,11 @@
 
 Phases, each timed here in the same process (no cache, so nothing is reported from an earlier run):
 full scoring run on all n; subset scoring run on a fraction; embedding all n with the subset model;
-kNN and GNN extrapolation; final training on round((1 - rate) * n) samples for each rate. Prints
-the cost table and the implied speed-up
-    (full scoring + final training) / (subset scoring + embedding + extrapolation + final training)
+kNN and GNN extrapolation; the proxy's own uncertainty (``--augmentations`` inference passes over all
+n, then proxy aug_std, and the kNN + proxy rank average "hybrid", whose extra cost is embedding + kNN);
+final training on round((1 - rate) * n) samples for each rate. Prints the cost table and the implied
+speed-up
+    (full scoring + final training) / (subset scoring + embedding or inference + extrapolation + final training)
 per rate. Final-training time depends on the number of kept samples only, so it is measured once
 per rate on a random kept set and shared by both routes.
 """
@@ -21,10 +23,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from scorecast import extrapolate, scores
+from scorecast import extrapolate, proxy, scores
 from scorecast.data import load_dataset, random_subset
 from scorecast.models import build_model
-from scorecast.train import Recipe, RecordSpec, embed, train
+from scorecast.train import Recipe, RecordSpec, embed, softmax_outputs, train
 
 
 def timed(fn, *args, **kwargs):
@@ -43,6 +45,7 @@ def main() -> None:
     parser.add_argument("--retrain-epochs", type=int, default=6)
     parser.add_argument("--fraction", type=float, default=0.2)
     parser.add_argument("--rates", type=float, nargs="+", default=[0.3, 0.5, 0.7, 0.9])
+    parser.add_argument("--augmentations", type=int, default=8, help="proxy inference passes (view 0 clean)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -62,10 +65,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         (_, full_du), t_full = timed(scoring_run, np.arange(n), f"{tmp}/full")
         subset = random_subset(n, args.fraction, seed=0)
-        (proxy, subset_du), t_subset = timed(scoring_run, subset, f"{tmp}/subset")
-    Z, t_embed = timed(embed, proxy, data)
-    _, t_knn = timed(extrapolate.knn, Z, subset, subset_du, k=10)
+        (proxy_model, subset_du), t_subset = timed(scoring_run, subset, f"{tmp}/subset")
+    Z, t_embed = timed(embed, proxy_model, data)
+    knn_scores, t_knn = timed(extrapolate.knn, Z, subset, subset_du, k=10)
     _, t_gnn = timed(extrapolate.gnn, Z, subset, subset_du, labels=data.labels.numpy(), k=10, seed=0)
+    probs, t_inference = timed(lambda: np.stack([softmax_outputs(proxy_model, data, augment_seed=None if k == 0 else k)
+                                                 for k in range(args.augmentations)]))
+    proxy_scores, t_proxy = timed(proxy.proxy_uncertainty, probs, subset, subset_du, data.labels.numpy(), "aug_std")
+    _, t_rank = timed(proxy.rank_average, knn_scores, proxy_scores, subset)
+    # (route name, cost between the subset run and final training)
+    routes = (("knn", t_embed + t_knn), ("gnn", t_embed + t_gnn), ("proxy_aug_std", t_inference + t_proxy),
+              ("hybrid", t_embed + t_knn + t_inference + t_proxy + t_rank))
 
     rows = []
     for rate in args.rates:
@@ -73,14 +83,16 @@ def main() -> None:
         model = build_model(args.model, data.num_classes, data.in_channels, seed=0)
         _, t_final = timed(train, model, data, kept, retrain, 0)
         full_route = t_full + t_final
-        for name, t_extra in (("knn", t_knn), ("gnn", t_gnn)):
-            route = t_subset + t_embed + t_extra + t_final
+        for name, t_between in routes:
+            route = t_subset + t_between + t_final
             rows.append({"rate": rate, "extrapolator": name, "full_scoring_s": t_full, "subset_scoring_s": t_subset,
-                         "embedding_s": t_embed, "extrapolation_s": t_extra, "final_training_s": t_final,
+                         "embed_extrapolate_s": t_between, "final_training_s": t_final,
                          "full_route_s": full_route, "extrapolation_route_s": route, "speedup": full_route / route})
     table = pd.DataFrame(rows)
     print(f"data {args.dataset} n={n}, model {args.model}, scoring {args.epochs} epochs, retraining {args.retrain_epochs} epochs, "
           f"subset {args.fraction:.0%}, {args.threads} threads")
+    print(f"phases (s): embedding {t_embed:.2f}, knn {t_knn:.2f}, gnn {t_gnn:.2f}, proxy inference ({args.augmentations} passes) {t_inference:.2f}, "
+          f"proxy scoring {t_proxy:.2f}, rank average {t_rank:.2f}")
     print(table.round(2).to_string(index=False))
 
 
