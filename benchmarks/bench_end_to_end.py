@@ -26,7 +26,7 @@ import torch
 from scorecast import extrapolate, proxy, scores
 from scorecast.data import load_dataset, random_subset
 from scorecast.models import build_model
-from scorecast.train import Recipe, RecordSpec, embed, softmax_outputs, train
+from scorecast.train import Recipe, RecordSpec, embed, train, view_softmax
 
 
 def timed(fn, *args, **kwargs):
@@ -69,8 +69,7 @@ def main() -> None:
     Z, t_embed = timed(embed, proxy_model, data)
     knn_scores, t_knn = timed(extrapolate.knn, Z, subset, subset_du, k=10)
     _, t_gnn = timed(extrapolate.gnn, Z, subset, subset_du, labels=data.labels.numpy(), k=10, seed=0)
-    probs, t_inference = timed(lambda: np.stack([softmax_outputs(proxy_model, data, augment_seed=None if k == 0 else k)
-                                                 for k in range(args.augmentations)]))
+    probs, t_inference = timed(view_softmax, proxy_model, data, args.augmentations)
     proxy_scores, t_proxy = timed(proxy.proxy_uncertainty, probs, subset, subset_du, data.labels.numpy(), "aug_std")
     _, t_rank = timed(proxy.rank_average, knn_scores, proxy_scores, subset)
     # (route name, cost between the subset run and final training)

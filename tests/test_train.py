@@ -11,7 +11,7 @@ from torch import nn
 from scorecast.data import Augmentation, ImageDataset, load_dataset
 from scorecast.models import Classifier, build_model
 from scorecast.data import transform_batch
-from scorecast.train import PGD, Dynamics, Recipe, RecordSpec, embed, predict, resolve_device, softmax_outputs, train
+from scorecast.train import PGD, Dynamics, Recipe, RecordSpec, embed, predict, resolve_device, softmax_outputs, train, view_softmax
 from scorecast.validation import ScorecastError
 
 # ----------------------------------------------------------------------------------------------
@@ -246,6 +246,16 @@ def test_softmax_outputs_clean_and_augmented(digits):
     x = transform_batch(test_set, test_set.images, train=True, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         np.testing.assert_allclose(aug, model(x).softmax(1).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_view_softmax_stacks_the_clean_view_and_seeded_augmentations(digits):
+    test_set = digits[1]
+    model = build_model("tiny_cnn", 10, 1, seed=0).eval()
+    views = view_softmax(model, test_set, 3, device="cpu")
+    assert views.shape == (3, len(test_set), 10) and views.dtype == np.float32
+    np.testing.assert_array_equal(views[0], softmax_outputs(model, test_set, device="cpu"))
+    for k in (1, 2):
+        np.testing.assert_array_equal(views[k], softmax_outputs(model, test_set, augment_seed=k, device="cpu"))
 
 
 def test_train_without_record_returns_none(digits):

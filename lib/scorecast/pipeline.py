@@ -45,7 +45,7 @@ from .cache import Cache
 from .data import ImageDataset, load_dataset, random_subset
 from .models import build_model
 from .params import validate_experiment
-from .train import PGD, Dynamics, Recipe, RecordSpec, embed, softmax_outputs, train
+from .train import PGD, Dynamics, Recipe, RecordSpec, embed, train, view_softmax
 from .validation import ScorecastError, check_choice, check_positive_int
 
 STAGE_VERSIONS = {"train": "1", "embed": "1", "extrapolate": "1", "retrain": "1", "proxy": "1", "encode": "1", "turtle": "1"}
@@ -342,9 +342,7 @@ class Pipeline(_ScoreStages):
 
         def compute(folder: Path) -> dict:
             attack = self.attack if view == "adv" else None
-            probs = [softmax_outputs(run.model(), self.train_set, augment_seed=None if k == 0 else k, attack=attack, device=self.device)
-                     for k in range(augmentations)]
-            np.save(folder / "probs.npy", np.stack(probs).astype(np.float32))
+            np.save(folder / "probs.npy", view_softmax(run.model(), self.train_set, augmentations, attack, self.device))
             return {}
 
         art = self.cache.get("proxy", STAGE_VERSIONS["proxy"], config, compute)

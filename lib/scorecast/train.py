@@ -307,6 +307,14 @@ def softmax_outputs(model: Classifier, dataset: ImageDataset, augment_seed: int 
     return (clean if adv is None else adv).softmax(1).numpy()
 
 
+def view_softmax(model: Classifier, dataset: ImageDataset, views: int, attack: PGD | None = None, device: str = "auto") -> np.ndarray:
+    """The model's softmax on ``views`` views of every sample, (views, n, C) float32: view 0 the clean
+    test-transform input, view k (1..views-1) the train-time augmentation drawn with seed k; under
+    ``attack`` each view is first perturbed with PGD. The proxy extrapolators' input."""
+    return np.stack([softmax_outputs(model, dataset, augment_seed=None if k == 0 else k, attack=attack, device=device)
+                     for k in range(views)])
+
+
 def _eval_pass(model, dataset, indices, device, batch_size, attack, seed, output: str, augment: bool = False):
     """Eval-mode pass in the order of ``indices``: (clean logits or embeddings, adversarial logits or None)."""
     dev = resolve_device(device)
