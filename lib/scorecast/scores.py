@@ -231,8 +231,9 @@ def zero_shot_coreset(features, draws: int | None = None, sample_dim: int = 2, r
     for start in range(0, draws, batch):
         b = min(batch, draws - start)
         dims = np.argsort(rng.random((b, d)), axis=1)[:, :sample_dim]  # (b, s) distinct dimensions per draw
-        spread = high[dims] > low[dims]
-        points = np.where(spread, rng.triangular(low[dims], mode[dims], np.where(spread, high[dims], low[dims] + 1)), low[dims])
+        lo, hi = low[dims], high[dims]
+        spread = hi > lo  # constant dimensions get their single value (triangular needs lo < hi)
+        points = np.where(spread, rng.triangular(lo, mode[dims], np.where(spread, hi, lo + 1)), lo)
         columns = X[:, dims]  # (n, b, s)
         winner = np.abs(columns - points).sum(axis=2).argmin(axis=0)  # (b,)
         np.add.at(values, winner, 1.0)
