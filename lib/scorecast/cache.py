@@ -7,7 +7,7 @@ time; an artefact without a manifest (half-written) or whose files do not match 
 is recomputed. Writes are atomic: the stage writes into a temporary folder that is renamed into
 place only when complete, so an interrupted batch run loses nothing that finished.
 
-Root: ``SCORECAST_CACHE`` or ``<repo>/.cache`` (git-ignored).
+Root: ``SCORECAST_CACHE`` or ``<project root>/.cache`` (git-ignored; :func:`scorecast.paths.cache_root`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .paths import cache_root
+
 MANIFEST = "manifest.json"
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / ".cache"
 
 
 def _plain(value):
@@ -74,7 +75,7 @@ class Cache:
     ``compute(folder) -> info dict`` only when no valid artefact exists."""
 
     def __init__(self, root: str | Path | None = None):
-        self.root = Path(root or os.environ.get("SCORECAST_CACHE") or DEFAULT_ROOT)
+        self.root = Path(root) if root else cache_root()
 
     def folder(self, stage: str, version: str, config: dict) -> Path:
         return self.root / stage / config_key(stage, version, config)

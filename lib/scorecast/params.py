@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from .paths import resolve
 from .validation import ScorecastError
 
 DEFAULT_EXPERIMENT = {
@@ -92,9 +93,6 @@ def _merge(defaults: dict, overrides: dict) -> dict:
     return out
 
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
 def _read_yaml(path: Path) -> dict:
     try:
         values = yaml.safe_load(path.read_text()) or {}
@@ -109,10 +107,10 @@ def validate_experiment(experiment: dict | str, source: str = "experiment") -> d
     """Check an experiment config and return it merged over :data:`DEFAULT_EXPERIMENT`.
 
     ``experiment`` is a mapping, or the path of a tier's shared YAML file (e.g.
-    ``params/cpu/experiment.yaml``, relative to the repository root), so every notebook of a tier
+    ``params/cpu/experiment.yaml``, relative to :func:`scorecast.paths.project_root`), so every notebook of a tier
     shares one definition."""
     if isinstance(experiment, str):
-        path = Path(experiment) if Path(experiment).is_absolute() else REPO_ROOT / experiment
+        path = resolve(experiment)
         source, experiment = str(path), _read_yaml(path)
     if not isinstance(experiment, dict):
         raise ScorecastError(f"{source}: experiment must be a mapping, got {type(experiment).__name__}")

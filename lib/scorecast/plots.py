@@ -2,7 +2,7 @@
 
 - :func:`set_style`: the kit's seaborn theme (call once per notebook).
 - :func:`save`: write a figure as ``<name>.png`` (dpi 120) and ``<name>.pdf`` and its numbers as
-  ``<name>.csv`` into ``output_dir`` (relative paths resolve against the repository root), show
+  ``<name>.csv`` into ``output_dir`` (relative paths resolve against the project root, see :mod:`scorecast.paths`), show
   the PNG in the notebook and return the paths.
 - :func:`show_table`: print a table sorted and rounded; the printed text is what nbval compares,
   so it is deterministic (no timings, no paths).
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .params import REPO_ROOT
+from .paths import resolve
 
 DPI = 120
 
@@ -35,9 +35,8 @@ def set_style() -> None:
 
 
 def resolve_dir(output_dir: str | Path) -> Path:
-    """``output_dir`` as an absolute path (relative ones against the repository root), created."""
-    path = Path(output_dir)
-    path = path if path.is_absolute() else REPO_ROOT / path
+    """``output_dir`` as an absolute path (relative ones against :func:`scorecast.paths.project_root`), created."""
+    path = resolve(output_dir)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
