@@ -338,7 +338,9 @@ def _gcn_conv(in_channels: int, out_channels: int) -> nn.Module:
     epoch at 20k nodes); outputs and gradients are identical. Defined here so that importing this
     module does not import torch_geometric.
     """
-    from torch_geometric.nn import GCNConv
+    with warnings.catch_warnings():  # PyG 2.8 scripts helpers at import; torch 2.14 deprecates torch.jit.script
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+        from torch_geometric.nn import GCNConv
 
     class CachedGCNConv(GCNConv):
         def message_and_aggregate(self, adj_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
