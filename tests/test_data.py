@@ -151,6 +151,27 @@ def test_cifar_missing_folder_and_bad_batch(tmp_path):
         load_dataset("cifar100", "train", root=tmp_path)
 
 
+@pytest.mark.parametrize(
+    "batch, match",
+    [
+        ({"data": _rng_images(0, (2, 3072)).astype(np.float32) / 255, "labels": [0, 1]}, "dtype float32.*uint8"),
+        ({"data": _rng_images(0, (2, 3072)).astype(np.int64) * 3, "labels": [0, 1]}, "dtype int64.*modulo 256"),
+        ({"data": _rng_images(0, (2, 3072)), "labels": [0.0, 1.5]}, "dtype float64.*integer"),
+        ({"data": _rng_images(0, (2, 3072)), "labels": [0, 10]}, r"range from 0 to 10; they must lie in \[0, 9\]"),
+        ({"data": _rng_images(0, (2, 32, 32, 3)), "labels": [0, 1]}, r"shape \(2, 32, 32, 3\), expected \(n, 3072\)"),
+        ({"data": _rng_images(0, (2, 3072))}, r"no \['labels'\] entries"),
+    ],
+)
+def test_cifar_bad_batch_contents_name_the_file(tmp_path, batch, match):
+    base = tmp_path / "cifar-10-batches-py"
+    base.mkdir()
+    _pickle(base / "test_batch", batch)
+    _pickle(base / "batches.meta", {"label_names": data.CIFAR10_CLASSES})
+    with pytest.raises(ScorecastError, match=match) as err:
+        load_dataset("cifar10", "test", root=tmp_path)
+    assert "test_batch" in str(err.value)
+
+
 # --------------------------------------------------------------------------------- imagefolder
 
 
@@ -216,6 +237,35 @@ def test_imagefolder_missing_root(tmp_path):
         load_dataset("imagefolder", "train", root=tmp_path)
 
 
+def _imagefolder(root, split, counts):
+    """Write ``counts[class]`` distinct 8x8 PNGs per class under root/split/class/."""
+    for c, (cls, count) in enumerate(counts.items()):
+        (root / split / cls).mkdir(parents=True, exist_ok=True)
+        for k in range(count):
+            _write_image(root / split / cls / f"{k}.png", _rng_images(10 * c + k, (8, 8, 3)))
+
+
+def test_imagefolder_test_classes_come_from_the_training_split(tmp_path):
+    # the test split lacks the middle class "b": "c" must keep label 2, not shift to 1
+    _imagefolder(tmp_path, "train", {"a": 2, "b": 2, "c": 2})
+    _imagefolder(tmp_path, "test", {"a": 1, "c": 2})
+    test = load_dataset("imagefolder", "test", root=tmp_path, crop=8)
+    assert test.classes == ["a", "b", "c"] and test.num_classes == 3
+    assert test.labels.tolist() == [0, 2, 2]
+    _imagefolder(tmp_path, "test", {"zebra": 1})
+    with pytest.raises(ScorecastError, match=r"\['zebra'\].*not in the training split"):
+        load_dataset("imagefolder", "test", root=tmp_path, crop=8)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_imagefolder_empty_class_folder_is_refused(tmp_path, split):
+    _imagefolder(tmp_path, "train", {"a": 1, "b": 1})
+    _imagefolder(tmp_path, "test", {"a": 1, "b": 1})
+    (tmp_path / split / "b" / "0.png").unlink()
+    with pytest.raises(ScorecastError, match=r"\['b'\].*hold no images"):
+        load_dataset("imagefolder", split, root=tmp_path, crop=8)
+
+
 # --------------------------------------------------------------------------------- places365
 
 
@@ -240,6 +290,26 @@ def test_places365_layout_resize_and_crop(tmp_path):
     assert test.labels.tolist() == [2] and tuple(test.images.shape) == (1, 3, 80, 80)
     (tmp_path / "places365_val.txt").unlink()
     with pytest.raises(ScorecastError, match="places365_val.txt"):
+        load_dataset("places365", "test", root=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "file, content, match",
+    [
+        ("categories_places365.txt", "/a/airfield 0\n/b/beach\n", r"line 2 of .*categories_places365.txt"),
+        ("categories_places365.txt", "/a/airfield 0\n/b/beach 2\n", r"category ids .* must be 0..1"),
+        ("places365_val.txt", "x.jpg one\n", r"line 1 of .*places365_val.txt"),
+        ("places365_val.txt", "x.jpg 2\n", r"places365_val.txt.*labels range from 2 to 2; they must lie in \[0, 1\]"),
+        ("places365_val.txt", "\n", r"places365_val.txt.*no samples"),
+    ],
+)
+def test_places365_bad_list_files_name_the_file(tmp_path, file, content, match):
+    (tmp_path / "categories_places365.txt").write_text("/a/airfield 0\n/b/beach 1\n")
+    _write_image(tmp_path / "val_256" / "x.jpg", _rng_images(0, (90, 90, 3)))
+    (tmp_path / "places365_val.txt").write_text("x.jpg 1\n")
+    assert load_dataset("places365", "test", root=tmp_path).labels.tolist() == [1]
+    (tmp_path / file).write_text(content)
+    with pytest.raises(ScorecastError, match=match):
         load_dataset("places365", "test", root=tmp_path)
 
 
@@ -270,6 +340,24 @@ def test_imagenet64_batches(tmp_path):
         load_dataset("imagenet64", "train", root=tmp_path)
 
 
+@pytest.mark.parametrize(
+    "arrays, match",
+    [
+        ({"data": _rng_images(0, (2, 12288)).astype(np.float32) / 255}, "dtype float32.*uint8"),
+        ({"labels": np.array([1.0, 2.0])}, "dtype float64.*integer"),
+        ({"labels": np.array([0, 5])}, r"labels range from 0 to 5; they must lie in \[1, 1000\]"),  # label 0 in a 1-based file
+        ({"labels": np.array([1, 1001])}, r"range from 1 to 1001"),
+        ({"labels": np.array([1, 2, 3])}, "2 images but 3 labels"),
+        ({"data": _rng_images(0, (2, 3, 64, 64))}, r"shape \(2, 3, 64, 64\), expected \(n, 12288\)"),
+    ],
+)
+def test_imagenet64_bad_arrays_name_the_file(tmp_path, arrays, match):
+    np.savez(tmp_path / "val_data.npz", **{"data": _rng_images(0, (2, 12288)), "labels": np.array([1, 2]), **arrays})
+    with pytest.raises(ScorecastError, match=match) as err:
+        load_dataset("imagenet64", "test", root=tmp_path)
+    assert "val_data.npz" in str(err.value)
+
+
 # --------------------------------------------------------------------------------- npz
 
 
@@ -288,6 +376,38 @@ def test_npz_channels_last_converted(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ScorecastError, match="train.npz"):
         load_dataset("npz", "train", root=tmp_path / "empty")
+
+
+@pytest.mark.parametrize(
+    "image, label, match",
+    [
+        # a float image in [0, 1) used to become all zeros; int32 wrapped modulo 256
+        (_rng_images(0, (3, 8, 8, 3)) / 256.0, [0, 1, 2], r"dtype float64.*uint8.*astype\(np.uint8\)"),
+        (_rng_images(0, (3, 8, 8, 3)).astype(np.int32) + 256, [0, 1, 2], "dtype int32.*modulo 256"),
+        (_rng_images(0, (3, 8, 8, 3)), [0.0, 1.7, 2.0], "dtype float64.*integer.*truncate"),  # 1.7 became 1
+        (_rng_images(0, (3, 8, 8, 3)), [0, -1, 2], "range from -1 to 2"),
+        (_rng_images(0, (3, 8, 8, 3)), [0, 1], "3 images but 2 labels"),
+        (_rng_images(0, (3, 8, 8, 3)), [[0, 1, 2]], r"shape \(1, 3\).*1-D"),
+        (_rng_images(0, (3, 8, 8)), [0, 1, 2], r"shape \(3, 8, 8\); expected \(n, H, W, C\)"),
+        (_rng_images(0, (0, 8, 8, 3)), np.zeros(0, np.int64), "no images"),
+        (np.array([None] * 3, dtype=object), [0, 1, 2], "cannot read npz file"),
+    ],
+)
+def test_npz_bad_arrays_name_the_file_and_the_fix(tmp_path, image, label, match):
+    np.savez(tmp_path / "train.npz", image=image, label=np.asarray(label))
+    with pytest.raises(ScorecastError, match=match) as err:
+        load_dataset("npz", "train", root=tmp_path)
+    assert "train.npz" in str(err.value)
+
+
+def test_npz_labels_beyond_num_classes_and_damaged_file(tmp_path):
+    np.savez(tmp_path / "train.npz", image=_rng_images(0, (3, 8, 8, 3)), label=np.array([0, 1, 5]))
+    assert load_dataset("npz", "train", root=tmp_path, crop=8).num_classes == 6
+    with pytest.raises(ScorecastError, match=r"train.npz.*range from 0 to 5; they must lie in \[0, 2\]"):
+        load_dataset("npz", "train", root=tmp_path, crop=8, num_classes=3)
+    (tmp_path / "train.npz").write_bytes(b"PK\x03\x04 cut off")
+    with pytest.raises(ScorecastError, match="cannot read npz file .*train.npz"):
+        load_dataset("npz", "train", root=tmp_path)
 
 
 # --------------------------------------------------------------------------------- fashion-mnist
@@ -340,6 +460,16 @@ def test_fashion_mnist_missing(tmp_path):
     with pytest.raises(ScorecastError, match="does not exist"):
         load_dataset("fashion-mnist", "train", root=tmp_path / "absent")
     with pytest.raises(ScorecastError, match="train-images-idx3-ubyte"):
+        load_dataset("fashion-mnist", "train", root=tmp_path)
+
+
+def test_fashion_mnist_label_out_of_range_and_count_mismatch(tmp_path):
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(_idx_bytes(_rng_images(5, (3, 28, 28))))
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(_idx_bytes([0, 10, 2]))
+    with pytest.raises(ScorecastError, match=r"train-labels-idx1-ubyte.*range from 0 to 10; they must lie in \[0, 9\]"):
+        load_dataset("fashion-mnist", "train", root=tmp_path)
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(_idx_bytes([0, 1]))
+    with pytest.raises(ScorecastError, match="train-labels-idx1-ubyte.*3 images but 2 labels"):
         load_dataset("fashion-mnist", "train", root=tmp_path)
 
 

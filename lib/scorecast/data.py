@@ -34,6 +34,7 @@ import gzip
 import os
 import hashlib
 import pickle
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -206,6 +207,44 @@ def _require_root(name: str, root, hint: str) -> Path:
     return path
 
 
+def _check_images(source: str, images: np.ndarray) -> np.ndarray:
+    """Refuse non-uint8 images read from ``source`` (named in the message): a cast would turn float
+    images in [0, 1) into zeros and wrap wider integers modulo 256. images: (n, ...) any layout."""
+    if images.dtype != np.uint8:
+        raise ScorecastError(
+            f"{source}: images have dtype {images.dtype}, but scorecast reads uint8 pixels in [0, 255] (a cast would turn "
+            "floats in [0, 1) into zeros and wrap larger integers modulo 256); store them as uint8, e.g. "
+            "np.round(np.clip(x, 0, 1) * 255).astype(np.uint8) for floats in [0, 1]"
+        )
+    if not images.shape[0]:
+        raise ScorecastError(f"{source}: holds no images")
+    return images
+
+
+def _check_labels(source: str, labels, n: int, num_classes: int | None = None, first_label: int = 0) -> np.ndarray:
+    """Labels read from ``source`` as 0-based int64 (n,).
+
+    labels: (n,) integer class labels in ``[first_label, first_label + num_classes)``, or any
+    integers >= ``first_label`` when ``num_classes`` is None. Floats are refused (a cast would
+    truncate them), as are a length other than ``n`` (the number of images) and out-of-range values.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ScorecastError(
+            f"{source}: labels have dtype {labels.dtype} and shape {labels.shape}, but they must be a 1-D array of integer "
+            "class indices (a cast would truncate floats); store them as int64"
+        )
+    if len(labels) != n:
+        raise ScorecastError(f"{source}: {n} images but {len(labels)} labels; there must be one label per image")
+    if not n:
+        raise ScorecastError(f"{source}: holds no samples")
+    last = None if num_classes is None else first_label + num_classes - 1
+    if labels.min() < first_label or (last is not None and labels.max() > last):
+        allowed = f"[{first_label}, {last}]" if last is not None else f"integers >= {first_label}"
+        raise ScorecastError(f"{source}: labels range from {labels.min()} to {labels.max()}; they must lie in {allowed}")
+    return labels.astype(np.int64) - first_label
+
+
 def _load_digits(root, split, download, options):
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -226,6 +265,15 @@ def _unpickle(path: Path) -> dict:
         raise ScorecastError(f"cannot read CIFAR batch file {str(path)!r} ({err}); delete the folder and download again") from err
 
 
+def _entries(path: Path, *keys: str) -> list:
+    """Entries ``keys`` of the CIFAR pickle at ``path``."""
+    content = _unpickle(path)
+    missing = [key for key in keys if not isinstance(content, dict) or key not in content]
+    if missing:
+        raise ScorecastError(f"CIFAR batch file {str(path)!r} has no {missing} entries; delete the folder and download again")
+    return [content[key] for key in keys]
+
+
 def _load_cifar(variant: str):
     folder, files, label_key, meta_file, names_key = {
         "cifar10": ("cifar-10-batches-py", {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}, "labels", "batches.meta", "label_names"),
@@ -242,11 +290,16 @@ def _load_cifar(variant: str):
         base = _require_root(variant, root, hint) / folder
         if not base.is_dir():
             raise ScorecastError(f"dataset {variant!r}: {str(base)!r} not found. {hint}")
-        parts = [_unpickle(base / f) for f in files[split]]
-        images = np.concatenate([np.asarray(p["data"], dtype=np.uint8).reshape(-1, 3, 32, 32) for p in parts])
-        labels = np.concatenate([np.asarray(p[label_key], dtype=np.int64) for p in parts])
-        classes = list(_unpickle(base / meta_file)[names_key])
-        return images, labels, classes
+        parts = {f: _entries(base / f, "data", label_key) for f in files[split]}
+        classes = list(_entries(base / meta_file, names_key)[0])
+        images, labels = [], []
+        for f, (data, part_labels) in parts.items():
+            source, data = f"CIFAR batch {str(base / f)!r}", np.asarray(data)
+            if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+                raise ScorecastError(f"{source}: 'data' has shape {data.shape}, expected (n, 3072); delete the folder and download again")
+            images.append(_check_images(source, data).reshape(-1, 3, 32, 32))
+            labels.append(_check_labels(source, part_labels, len(data), len(classes)))
+        return np.concatenate(images), np.concatenate(labels), classes
 
     return load
 
@@ -278,18 +331,36 @@ def _decode_images(paths: list[Path], resize: int | None) -> np.ndarray:
     return out
 
 
-def _load_imagefolder(root, split, download, options):
-    base = _require_root("imagefolder", root, "Point data.root at a folder holding train/<class>/*.jpg and test/<class>/*.jpg.") / split
+def _class_folders(base: Path) -> list[str]:
+    """Sorted names of the class folders of an imagefolder split ``base``; empty ones are refused."""
     if not base.is_dir():
-        raise ScorecastError(f"dataset 'imagefolder': split folder {str(base)!r} not found (expected root/{split}/<class>/<image>)")
+        raise ScorecastError(f"dataset 'imagefolder': split folder {str(base)!r} not found (expected root/{base.name}/<class>/<image>)")
     classes = sorted(p.name for p in base.iterdir() if p.is_dir())
     if not classes:
         raise ScorecastError(f"dataset 'imagefolder': {str(base)!r} has no class folders")
+    empty = [c for c in classes if not any(p.is_file() for p in (base / c).iterdir())]
+    if empty:
+        raise ScorecastError(f"dataset 'imagefolder': class folders {empty} in {str(base)!r} hold no images; add images or remove them")
+    return classes
+
+
+def _load_imagefolder(root, split, download, options):
+    """Classes are the training split's class folders, so a test split missing a class keeps every
+    label; a test class the training split lacks is an error."""
+    root = _require_root("imagefolder", root, "Point data.root at a folder holding train/<class>/*.jpg and test/<class>/*.jpg.")
+    present = _class_folders(root / split)
+    classes = present if split == "train" else _class_folders(root / "train")
+    unknown = sorted(set(present) - set(classes))
+    if unknown:
+        raise ScorecastError(
+            f"dataset 'imagefolder': class folders {unknown} of {str(root / split)!r} are not in the training split "
+            f"{str(root / 'train')!r}; a model cannot predict a class it never saw: remove them or add training images"
+        )
     paths, labels = [], []
-    for label, cls in enumerate(classes):
-        files = sorted(p for p in (base / cls).iterdir() if p.is_file())
+    for cls in present:
+        files = sorted(p for p in (root / split / cls).iterdir() if p.is_file())
         paths += files
-        labels += [label] * len(files)
+        labels += [classes.index(cls)] * len(files)
     return _decode_images(paths, options.get("resize")), np.asarray(labels, dtype=np.int64), classes
 
 
@@ -306,13 +377,27 @@ def _load_places365(root, split, download, options):
     for f in (list_file, cat_file):
         if not f.is_file():
             raise ScorecastError(f"dataset 'places365': {str(f)!r} not found. {hint}")
-    categories = dict(line.split() for line in cat_file.read_text().splitlines() if line.strip())
-    classes = sorted(categories, key=lambda c: int(categories[c]))
+    categories = _name_number_lines(cat_file)
+    if sorted(c for _, c in categories) != list(range(len(categories))):
+        raise ScorecastError(f"dataset 'places365': the category ids in {str(cat_file)!r} must be 0..{len(categories) - 1}, each once")
+    classes = [name for name, _ in sorted(categories, key=lambda row: row[1])]
     image_dir = base / {"train": "data_256_standard", "test": "val_256"}[split]
-    rows = [line.split() for line in list_file.read_text().splitlines() if line.strip()]
-    paths = [image_dir / r[0].lstrip("/") for r in rows]
-    labels = np.asarray([int(r[1]) for r in rows], dtype=np.int64)
-    return _decode_images(paths, options.get("resize", 80)), labels, classes
+    rows = _name_number_lines(list_file)
+    labels = _check_labels(f"dataset 'places365': {str(list_file)!r}", np.array([c for _, c in rows], dtype=np.int64), len(rows), len(classes))
+    return _decode_images([image_dir / r.lstrip("/") for r, _ in rows], options.get("resize", 80)), labels, classes
+
+
+def _name_number_lines(path: Path) -> list[tuple[str, int]]:
+    """The ``<name> <integer>`` lines of a Places365 list file, in file order (blank lines skipped)."""
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
+            raise ScorecastError(f"dataset 'places365': line {number} of {str(path)!r} is {line!r}; expected '<name> <integer>'")
+        rows.append((fields[0], int(fields[1])))
+    return rows
 
 
 def _load_imagenet64(root, split, download, options):
@@ -322,23 +407,41 @@ def _load_imagenet64(root, split, download, options):
     for f in files:
         if not f.is_file():
             raise ScorecastError(f"dataset 'imagenet64': {str(f)!r} not found (expected train_data_batch_1..10.npz and val_data.npz)")
-        with np.load(f) as batch:
-            images.append(batch["data"].reshape(-1, 3, 64, 64).astype(np.uint8))
-            labels.append(batch["labels"].astype(np.int64) - 1)  # stored 1-based
+        data, batch_labels = _read_npz(f, ("data", "labels"))
+        if data.ndim != 2 or data.shape[1] != 3 * 64 * 64:
+            raise ScorecastError(f"dataset 'imagenet64': {str(f)!r} array 'data' has shape {data.shape}, expected (n, 12288) (3x64x64, CHW-flattened)")
+        source = f"dataset 'imagenet64': {str(f)!r}"
+        images.append(_check_images(source, data).reshape(-1, 3, 64, 64))
+        labels.append(_check_labels(source, batch_labels, len(data), 1000, first_label=1))  # stored 1-based
     return np.concatenate(images), np.concatenate(labels), [str(c) for c in range(1000)]
+
+
+def _read_npz(path: Path, names: tuple[str, ...]) -> list[np.ndarray]:
+    """Arrays ``names`` of the npz file ``path``; unreadable files and missing arrays name the file."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            found, available = {name: arrays[name] for name in names if name in arrays.files}, arrays.files
+    except (OSError, ValueError, EOFError, TypeError, AttributeError, zipfile.BadZipFile) as err:
+        raise ScorecastError(f"cannot read npz file {str(path)!r} ({err}); the file is damaged or not an npz archive of plain arrays") from err
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise ScorecastError(f"{str(path)!r} lacks arrays {missing} (has {available})")
+    return [found[name] for name in names]
 
 
 def _load_npz(root, split, download, options):
     path = _require_root("npz", root, "Point data.root at a folder holding train.npz and test.npz (arrays image, label).") / f"{split}.npz"
     if not path.is_file():
         raise ScorecastError(f"dataset 'npz': {str(path)!r} not found (expected <root>/{split}.npz with arrays 'image' and 'label')")
-    with np.load(path) as arrays:
-        missing = {"image", "label"} - set(arrays.files)
-        if missing:
-            raise ScorecastError(f"dataset 'npz': {str(path)!r} lacks arrays {sorted(missing)} (has {arrays.files})")
-        images, labels = arrays["image"].astype(np.uint8), arrays["label"].astype(np.int64)
-    num_classes = int(options.get("num_classes", labels.max() + 1))
-    return images, labels, [str(c) for c in range(num_classes)]
+    images, labels = _read_npz(path, ("image", "label"))
+    if images.ndim != 4:
+        raise ScorecastError(f"dataset 'npz': {str(path)!r} array 'image' has shape {images.shape}; expected (n, H, W, C) or (n, C, H, W)")
+    num_classes = options.get("num_classes")
+    if num_classes is not None:
+        num_classes = check_positive_int("data.num_classes", num_classes)
+    source = f"dataset 'npz': {str(path)!r}"
+    labels = _check_labels(source, labels, len(_check_images(source, images)), num_classes)
+    return images, labels, [str(c) for c in range(num_classes or labels.max() + 1)]
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -368,10 +471,13 @@ def _load_fashion_mnist(root, split, download, options):
                 return base / name
         raise ScorecastError(f"dataset 'fashion-mnist': {prefix}-{kind}-ubyte[.gz] not found in {str(base)!r}")
 
-    images = _read_idx(find("images-idx3"))[:, None]
-    labels = _read_idx(find("labels-idx1")).astype(np.int64)
+    image_file, label_file = find("images-idx3"), find("labels-idx1")
+    images = _read_idx(image_file)
+    if images.ndim != 3:
+        raise ScorecastError(f"dataset 'fashion-mnist': {str(image_file)!r} holds an array of shape {images.shape}; expected (n, 28, 28)")
     classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-    return images, labels, classes
+    labels = _check_labels(f"dataset 'fashion-mnist': {str(label_file)!r}", _read_idx(label_file), len(images), len(classes))
+    return images[:, None], labels, classes
 
 
 @dataclass(frozen=True)
