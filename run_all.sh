@@ -40,9 +40,14 @@ else
   fi
 fi
 export PYTHONHASHSEED=0 SCORECAST_QUIET=1 MPLBACKEND=Agg
-# The smoke tier and the tests run torch on one thread: the thread count changes floating-point
-# reduction order, and the stored outputs that nbval compares were made with one thread.
-if [ "$tests" = 1 ] || [ "$tier" = smoke ]; then export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1; fi
+# Every tier pins its torch thread count: the count changes floating-point reduction order (and so
+# the numbers), the cache keys include it, and results/<tier>/provenance.json records it.
+# smoke and the tests: 1 (what the stored outputs were made with); cpu: 2 (the 2-core reference
+# machine); paper: 8 (data loading and GPU feeding). SCORECAST_THREADS overrides, and is recorded.
+case "$tier" in smoke) threads=1 ;; cpu) threads=2 ;; paper) threads=8 ;; esac
+[ "$tests" = 1 ] && threads=1
+threads=${SCORECAST_THREADS:-$threads}
+export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
 
 # ---------------------------------------------------------------- tests
 if [ "$tests" = 1 ]; then
@@ -53,8 +58,17 @@ if [ "$tests" = 1 ]; then
   fi
   echo "== unit, packaging and browser tests"
   "$PY" -m pytest tests -q
-  echo "== nbval: re-execute results/smoke notebooks from an empty cache and compare their outputs"
-  SCORECAST_CACHE=$(mktemp -d) "$PY" -m pytest -q -p no:cacheprovider --nbval results/smoke/*.ipynb --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 900
+  # Re-execute copies of the stored smoke notebooks (their output_dir pointed at a scratch folder, so
+  # results/ is never written) from an empty cache. nbval checks that every cell runs and that printed
+  # text keeps its shape (numbers sanitised); compare_results.py checks every number of every stored
+  # table within the tolerance of its quantity (tests/tolerances.yaml, measured across CPUs).
+  fresh=$(mktemp -d)
+  "$PY" tests/compare_results.py prepare results/smoke "$fresh" >/dev/null
+  echo "== nbval: re-execute the results/smoke notebooks (copies, from an empty cache)"
+  SCORECAST_ROOT="$ROOT" SCORECAST_CACHE="$fresh/cache" "$PY" -m pytest -q -p no:cacheprovider --rootdir "$fresh" --nbval "$fresh"/notebooks/*.ipynb \
+    --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 900
+  echo "== stored numbers: fresh tables against results/smoke within measured tolerances"
+  "$PY" tests/compare_results.py check results/smoke "$fresh"
   exit 0
 fi
 
@@ -91,6 +105,7 @@ for name in "${notebooks[@]}"; do
     exit 1
   fi
   "$PY" -m jupyter nbconvert --to html --log-level WARN "$out/$notebook.ipynb" --output-dir "$out" >/dev/null
+  "$PY" -m scorecast.provenance record "results/$tier" "$name" "$tier"
   echo "   done in $(( $(date +%s) - start )) s"
 done
 "$PY" -m scorecast.report "results/$tier"
