@@ -1,11 +1,14 @@
-"""Figure and table helpers shared by the notebooks: one seaborn style, one way to save and print.
+"""Figure and table helpers shared by the notebooks: one style, one colour per method, one way to save and show.
 
 - :func:`set_style`: the kit's seaborn theme (call once per notebook).
+- :data:`METHOD_STYLES`, :func:`method_family`, :func:`palette`, :func:`markers`: one fixed colour and
+  marker per method family (full, random, knn, gnn, mlp, proxy, ...) in every figure.
 - :func:`save`: write a figure as ``<name>.png`` (dpi 120) and ``<name>.pdf`` and its numbers as
   ``<name>.csv`` into ``output_dir`` (relative paths resolve against the project root, see :mod:`scorecast.paths`), show
   the PNG in the notebook and return the paths.
-- :func:`show_table`: print a table sorted and rounded; the printed text is what nbval compares,
-  so it is deterministic (no timings, no paths).
+- :func:`show_table`: show a table as HTML (a pandas Styler) with a short text twin, optionally pivoted
+  the way the paper shows it, ``mean ± std`` in one cell and the best value per column in bold.
+  The output is deterministic for the same numbers (no timings, paths or random ids).
 - :func:`line_over_seeds`: mean +- std over seeds of ``y`` against ``x`` (a rate or fraction),
   one line per ``hue`` (a method).
 - :func:`pareto_mask`: which (cost, accuracy) points lie on the Pareto front.
@@ -17,6 +20,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import hashlib
+import re
+
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
@@ -26,6 +32,46 @@ import seaborn as sns
 from .paths import resolve
 
 DPI = 120
+
+#: family -> (colour, marker). Colour-blind-safe hues that stay distinct side by side; the references
+#: (full, random) are black and grey. A family is the method name before any "(" (see method_family).
+METHOD_STYLES: dict[str, tuple[str, str]] = {
+    "full": ("#000000", "s"),
+    "random": ("#7f7f7f", "X"),
+    "knn": ("#0072b2", "o"),
+    "gnn": ("#e69f00", "^"),
+    "mlp": ("#009e73", "D"),
+    "proxy": ("#cc79a7", "v"),
+    "hybrid": ("#7b3294", "P"),
+    "stacked": ("#56b4e9", "<"),
+    "prototypes": ("#8c564b", ">"),
+    "zcore": ("#d62728", "*"),
+    "sampling": ("#bcbd22", "h"),
+    "subset_random": ("#17becf", "d"),
+}
+_OTHER = ("#393b79", "p")
+
+
+def method_family(label: str) -> str:
+    """The family of a method label: ``"gnn(k=10, labels=True) @ 0.2"`` -> ``"gnn"``; unknown names as given."""
+    return re.split(r"[(@ ]", str(label).strip(), maxsplit=1)[0]
+
+
+def palette(labels) -> dict[str, str]:
+    """label -> colour for seaborn's ``palette=``: the family's colour; a second, third ... label of the
+    same family gets a lighter shade of it (e.g. GNN with and without labels)."""
+    out, seen = {}, {}
+    for label in dict.fromkeys(labels):
+        colour = METHOD_STYLES.get(method_family(label), _OTHER)[0]
+        n = seen[method_family(label)] = seen.get(method_family(label), -1) + 1
+        rgb = np.array(matplotlib.colors.to_rgb(colour))
+        out[label] = matplotlib.colors.to_hex(rgb + (1 - rgb) * min(0.45 * n, 0.8))
+    return out
+
+
+def markers(labels) -> dict[str, str]:
+    """label -> marker for seaborn's ``markers=``: the family's marker."""
+    return {label: METHOD_STYLES.get(method_family(label), _OTHER)[1] for label in dict.fromkeys(labels)}
 
 
 def set_style() -> None:
@@ -75,18 +121,125 @@ def _rounded(table: pd.DataFrame, digits: int) -> pd.DataFrame:
     return out
 
 
-def show_table(table: pd.DataFrame, digits: int = 3, sort: bool | list[str] = True) -> None:
-    """Print ``table`` rounded to ``digits``, rows sorted (by all columns, or by the given list).
+class Table:
+    """A table for display: ``cells`` (str DataFrame, shown as is) with ``best`` (bool, same shape) in bold.
 
-    Deterministic text for nbval: fixed float format, no index, NaN as ``-``. Do not pass
-    timing columns to a cell whose output is compared.
+    In a notebook it renders as an HTML table (pandas Styler whose element ids derive from the
+    content, so the same numbers give the same HTML); its text form (``repr``) marks best cells with ``*``.
     """
-    out = _rounded(table, digits)
-    if sort:
-        by = list(out.columns) if sort is True else list(sort)
-        out = out.sort_values(by, kind="stable", na_position="first", key=_sort_key)
-    text = out.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.{digits}f}")
-    print(text)
+
+    def __init__(self, cells: pd.DataFrame, best: pd.DataFrame | None = None, caption: str | None = None):
+        self.cells = cells
+        self.best = best if best is not None else pd.DataFrame(False, index=cells.index, columns=cells.columns)
+        self.caption = caption
+
+    def __repr__(self) -> str:
+        text = self.cells.where(~self.best, self.cells + " *").to_string(index=not isinstance(self.cells.index, pd.RangeIndex))
+        return text if self.caption is None else f"{text}\n({self.caption})"
+
+    def _repr_html_(self) -> str:
+        uuid = hashlib.sha1(repr(self).encode()).hexdigest()[:10]
+        styler = self.cells.style.set_uuid(uuid).apply(
+            lambda _: np.where(self.best.to_numpy(), "font-weight: bold", ""), axis=None)
+        if isinstance(self.cells.index, pd.RangeIndex):
+            styler = styler.hide(axis="index")
+        if self.caption:
+            styler = styler.set_caption(self.caption)
+        return styler.set_table_styles([{"selector": "td, th", "props": "padding: 2px 8px; text-align: right;"}]).to_html()
+
+
+def _cell(mean: float, std: float | None, digits: int) -> str:
+    if pd.isna(mean):
+        return "-"
+    text = f"{mean + 0.0:.{digits}f}"
+    return text if std is None or pd.isna(std) else f"{text} ± {std + 0.0:.{digits}f}"
+
+
+def _mean_std(table: pd.DataFrame, value: str) -> tuple[pd.Series, pd.Series | None]:
+    """(mean, std) columns of ``value``: ``<value>_mean``/``<value>_std`` when present, else ``value`` and no std."""
+    if f"{value}_mean" in table:
+        return table[f"{value}_mean"], table.get(f"{value}_std")
+    if value not in table:
+        raise KeyError(f"show_table: no column {value!r} or {value + '_mean'!r}; columns are {list(table.columns)}")
+    return table[value], None
+
+
+def table_view(table: pd.DataFrame, digits: int = 3, sort: bool | list[str] = True, rows: list[str] | None = None,
+               columns: str | None = None, values: str | None = None, best: str | None = "max",
+               caption: str | None = None) -> Table:
+    """The :class:`Table` that :func:`show_table` shows; see there."""
+    if values is None:
+        out = _rounded(table, digits)
+        if sort:
+            by = list(out.columns) if sort is True else list(sort)
+            out = out.sort_values(by, kind="stable", na_position="first", key=_sort_key).reset_index(drop=True)
+        cells = pd.DataFrame(index=out.index)
+        for column in out.columns:
+            if column.endswith("_std") and column[:-4] + "_mean" in out:
+                continue
+            if column.endswith("_mean"):
+                name = column[:-5]
+                cells[name] = [_cell(m, s, digits) for m, s in zip(out[column], out.get(name + "_std", [None] * len(out)))]
+            elif pd.api.types.is_float_dtype(out[column]):
+                cells[column] = [_cell(v, None, digits) for v in out[column]]
+            else:
+                cells[column] = out[column].map(lambda v: "-" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+        return Table(cells, caption=caption)
+    rows = list(rows or [])
+    mean, std = _mean_std(table, values)
+    frame = table[rows + [columns]].assign(_mean=mean.to_numpy(), _std=std.to_numpy() if std is not None else np.nan)
+    keys = [tuple(r) for r in frame[rows].astype(str).itertuples(index=False)]
+    row_order = list(dict.fromkeys(keys))
+    col_order = sorted(frame[columns].unique(), key=_sort_key_value)
+    index = pd.MultiIndex.from_tuples(row_order, names=rows) if len(rows) > 1 else pd.Index([k[0] for k in row_order], name=rows[0])
+    means = pd.DataFrame(np.nan, index=index, columns=pd.Index(col_order, name=columns))
+    cells = pd.DataFrame("-", index=index, columns=means.columns)
+    for key, col, m, s in zip(keys, frame[columns], frame["_mean"], frame["_std"]):
+        at = key if len(rows) > 1 else key[0]
+        means.loc[at, col] = m
+        cells.loc[at, col] = _cell(m, s, digits)
+    if best is None:
+        marked = pd.DataFrame(False, index=index, columns=means.columns)
+    else:
+        rounded = means.round(digits)  # best within each group of the outer row levels (e.g. per scorer)
+        groups = rounded.groupby(level=list(range(len(rows) - 1))) if len(rows) > 1 else rounded.groupby(lambda _: 0)
+        top = groups.transform("max" if best == "max" else "min")
+        marked = rounded.eq(top) & means.notna()
+    cells.columns = [f"{columns}={c:g}" if isinstance(c, (int, float, np.number)) else str(c) for c in cells.columns]
+    marked.columns = cells.columns
+    where = f" and {', '.join(rows[:-1])}" if len(rows) > 1 else ""
+    note = f"{values}: mean ± std over seeds" + (f"; bold: {'highest' if best == 'max' else 'lowest'} per column{where}" if best else "")
+    return Table(cells, marked, caption or note)
+
+
+def show_table(table: pd.DataFrame, digits: int = 3, sort: bool | list[str] = True, rows: list[str] | None = None,
+               columns: str | None = None, values: str | None = None, best: str | None = "max",
+               caption: str | None = None) -> None:
+    """Show ``table`` rounded to ``digits``: an HTML table in a notebook, text elsewhere.
+
+    Long form (``values`` None): one row per table row, sorted by all columns (or the given list),
+    ``<x>_mean``/``<x>_std`` column pairs joined into one ``x`` column as ``mean ± std``, NaN as ``-``.
+    Pivoted (``values`` given, e.g. ``rows=["setting"], columns="rate", values="top1"``): one row per
+    distinct ``rows`` tuple (in order of appearance), one column per distinct ``columns`` value, each cell
+    ``<values>_mean ± <values>_std`` (or ``values`` alone); with ``best`` "max"/"min" the best cell of
+    every column is bold (``*`` in the text form). The CSV written by :func:`save` stays long and tidy.
+    Deterministic output for nbval: do not pass timing columns to a cell whose output is compared.
+    """
+    view = table_view(table, digits, sort, rows, columns, values, best, caption)
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is not None:
+            display(view)
+            return
+    except ImportError:
+        pass
+    print(repr(view))
+
+
+def _sort_key_value(value):
+    return (0, value, "") if isinstance(value, (int, float, np.number)) else (1, 0, str(value))
 
 
 def _sort_key(column: pd.Series) -> pd.Series:
@@ -114,8 +267,9 @@ def line_over_seeds(table: pd.DataFrame, x: str, y: str, hue: str = "method", ax
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.8))
-    sns.lineplot(data=table, x=x, y=y, hue=hue, errorbar="sd", err_style="bars", marker="o", ax=ax,
-                 err_kws={"capsize": 3})
+    labels = table[hue].unique()
+    sns.lineplot(data=table, x=x, y=y, hue=hue, style=hue, palette=palette(labels), markers=markers(labels), dashes=False,
+                 errorbar="sd", err_style="bars", ax=ax, err_kws={"capsize": 3})
     ax.set_xlabel(xlabel or x)
     ax.set_ylabel(ylabel or y)
     ax.legend(title=None, fontsize="small")

@@ -1,0 +1,62 @@
+"""Figure and table helpers: fixed method colours, pivoted tables with mean ± std and the best marked."""
+
+import numpy as np
+import pandas as pd
+
+from scorecast import plots
+
+
+def test_each_method_family_keeps_one_colour_and_marker_across_figures():
+    first = plots.palette(["full", "knn(k=10) @ 0.2", "random"])
+    second = plots.palette(["gnn(k=10, labels=True) @ 0.1", "random", "knn(k=10) @ 0.1", "full"])
+    assert first["random"] == second["random"] and first["full"] == second["full"]
+    assert first["knn(k=10) @ 0.2"] == second["knn(k=10) @ 0.1"] == plots.METHOD_STYLES["knn"][0]
+    assert plots.markers(["gnn(k=10)"])["gnn(k=10)"] == plots.METHOD_STYLES["gnn"][1]
+    colours = [c for c, _ in plots.METHOD_STYLES.values()]
+    assert len(set(colours)) == len(colours)
+
+
+def test_a_second_member_of_a_family_gets_a_lighter_shade():
+    shades = plots.palette(["gnn(k=10, labels=True)", "gnn(k=10, labels=False)"])
+    assert shades["gnn(k=10, labels=True)"] == plots.METHOD_STYLES["gnn"][0]
+    assert shades["gnn(k=10, labels=False)"] != shades["gnn(k=10, labels=True)"]
+
+
+def _summary():
+    return pd.DataFrame({"scorer": ["du"] * 4 + ["tdds"] * 2,
+                         "setting": ["full", "full", "random", "random", "full", "random"],
+                         "rate": [0.3, 0.7, 0.3, 0.7, 0.3, 0.3],
+                         "top1_mean": [0.5, 0.38, 0.49, 0.41, 0.2, 0.1],
+                         "top1_std": [0.004, 0.002, 0.005, 0.013, np.nan, 0.0]})
+
+
+def test_pivoted_table_shows_mean_std_in_one_cell_and_marks_the_best_per_column_and_group():
+    view = plots.table_view(_summary(), rows=["scorer", "setting"], columns="rate", values="top1")
+    assert list(view.cells.columns) == ["rate=0.3", "rate=0.7"]
+    assert view.cells.loc[("du", "random"), "rate=0.7"] == "0.410 ± 0.013"
+    assert view.cells.loc[("tdds", "full"), "rate=0.3"] == "0.200"
+    assert view.cells.loc[("tdds", "random"), "rate=0.7"] == "-"
+    best = view.best
+    assert best.loc[("du", "full"), "rate=0.3"] and best.loc[("du", "random"), "rate=0.7"]
+    assert best.loc[("tdds", "full"), "rate=0.3"] and not best.loc[("du", "random"), "rate=0.3"]
+    assert "0.410 ± 0.013 *" in repr(view)
+
+
+def test_table_html_is_deterministic_and_bolds_the_best():
+    first = plots.table_view(_summary(), rows=["scorer", "setting"], columns="rate", values="top1")._repr_html_()
+    second = plots.table_view(_summary(), rows=["scorer", "setting"], columns="rate", values="top1")._repr_html_()
+    assert first == second and "<table" in first and "font-weight: bold" in first
+    other = plots.table_view(_summary().assign(top1_mean=0.1), rows=["scorer", "setting"], columns="rate", values="top1")._repr_html_()
+    assert other.split('id="T_')[1][:10] != first.split('id="T_')[1][:10]  # two tables on one page do not share ids
+
+
+def test_long_table_joins_mean_and_std_and_sorts():
+    view = plots.table_view(_summary())
+    assert list(view.cells.columns) == ["scorer", "setting", "rate", "top1"]
+    assert view.cells["top1"].iloc[0] == "0.500 ± 0.004"
+    assert list(view.cells["scorer"]) == ["du"] * 4 + ["tdds"] * 2
+
+
+def test_show_table_prints_the_text_form_outside_a_notebook(capsys):
+    plots.show_table(pd.DataFrame({"method": ["a"], "x": [-0.0001]}))
+    assert capsys.readouterr().out.split() == ["method", "x", "a", "0.000"]  # -0.0 printed as 0.000
