@@ -397,3 +397,29 @@ def test_unknown_device_name_is_a_scorecast_error():
     # unavailable CUDA device, not torch's bare RuntimeError from deep inside a training run
     with pytest.raises(ScorecastError, match="device"):
         resolve_device("gpu")
+
+
+@pytest.mark.parametrize("source", ["train", "eval"])
+def test_recording_every_second_epoch_keeps_exactly_those_epochs(digits, tmp_path, source):
+    """RecordSpec(every=2) on a 4-epoch run records epochs 1 and 3 as rows 0 and 1 (softmax of row 1 =
+    epoch 3); training itself is unchanged, so the rows equal those epochs of an every-epoch recording."""
+    ds, idx = digits[0], np.arange(0, 300, 3)
+    runs = {}
+    for every in (1, 2):
+        model = build_model("tiny_cnn", ds.num_classes, ds.in_channels, seed=0)
+        runs[every] = train(model, ds, idx, Recipe(epochs=4, batch_size=50), seed=0, device="cpu",
+                            record=RecordSpec(source, (3 // every,), every=every), record_dir=tmp_path / f"every{every}")
+    every_epoch, every_second = runs[1], runs[2]
+    assert every_second.epochs == 2 and np.asarray(every_second.true_prob()).shape == (2, len(idx))
+    for kind in ("true_prob", "correct", "loss"):
+        np.testing.assert_array_equal(getattr(every_second, kind)(), getattr(every_epoch, kind)()[[1, 3]], err_msg=kind)
+    np.testing.assert_array_equal(every_second.softmax(), every_epoch.softmax())  # epoch 3: record 1 of 2, record 3 of 4
+
+
+def test_record_every_must_divide_the_epochs(digits, tmp_path):
+    ds = digits[0]
+    model = build_model("tiny_cnn", ds.num_classes, ds.in_channels, seed=0)
+    with pytest.raises(ScorecastError, match="must divide"):
+        train(model, ds, np.arange(50), Recipe(epochs=3), seed=0, device="cpu", record=RecordSpec("train", (), every=2), record_dir=tmp_path)
+    with pytest.raises(ScorecastError, match="record.every"):
+        RecordSpec("train", (), every=0)

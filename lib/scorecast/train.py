@@ -84,14 +84,23 @@ class Recipe:
 
 @dataclass(frozen=True)
 class RecordSpec:
-    """What to record: ``source`` "train" or "eval" (see module doc), and the epochs whose full
-    softmax is kept (0-based; e.g. the last 10 for the extrapolation authors' TDDS)."""
+    """What to record: ``source`` "train" or "eval" (see module doc); ``every``: record one epoch
+    in ``every`` (the last of each block), so a subset run trained ``every`` times as many epochs
+    as the full run is recorded at the same optimizer-step counts, with the same number of records
+    (record r holds epoch (r + 1) * every - 1); ``softmax_epochs``: the RECORDS (0-based) whose
+    full softmax is kept (e.g. the last 10 for the extrapolation authors' TDDS)."""
 
     source: str = "train"
     softmax_epochs: tuple[int, ...] = ()
+    every: int = 1
 
     def __post_init__(self) -> None:
         check_choice("record.source", self.source, ("train", "eval"))
+        check_positive_int("record.every", self.every)
+
+    def row(self, epoch: int) -> int | None:
+        """The record row of 0-based ``epoch``, or None when that epoch is not recorded."""
+        return (epoch + 1) // self.every - 1 if (epoch + 1) % self.every == 0 else None
 
 
 @dataclass(frozen=True)
@@ -135,9 +144,10 @@ class Dynamics:
     """Recorded dynamics of one training run, read back from ``directory``.
 
     indices: (m,) sorted dataset positions of the training samples; column j of every array is
-    sample indices[j]. Per view ("clean", and "adv" for adversarial runs):
-    true_prob (E, m) float32, correct (E, m) bool, loss (E, m) float32,
-    softmax (S, m, C) float32 for the epochs in ``softmax_epochs``. Arrays are read-only memmaps.
+    sample indices[j]. Per view ("clean", and "adv" for adversarial runs), E records (one per
+    epoch, or one per ``RecordSpec.every`` epochs): true_prob (E, m) float32, correct (E, m) bool,
+    loss (E, m) float32, softmax (S, m, C) float32 for the records in ``softmax_epochs``.
+    Arrays are read-only memmaps.
     """
 
     def __init__(self, directory: str | Path):
@@ -171,7 +181,7 @@ class _Recorder:
     def __init__(self, directory: Path, indices: np.ndarray, epochs: int, num_classes: int, views: tuple[str, ...], softmax_epochs: tuple[int, ...]):
         directory.mkdir(parents=True, exist_ok=True)
         self.indices = np.asarray(indices, dtype=np.int64)
-        self.slot = {epoch: s for s, epoch in enumerate(softmax_epochs)}
+        self.slot = {row: s for s, row in enumerate(softmax_epochs)}
         m = len(self.indices)
         np.save(directory / "indices.npy", self.indices)
 
@@ -190,17 +200,17 @@ class _Recorder:
         meta = {"epochs": epochs, "views": list(views), "softmax_epochs": list(softmax_epochs)}
         (directory / "dynamics.json").write_text(json.dumps(meta))
 
-    def record(self, view: str, epoch: int, idx: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+    def record(self, view: str, row: int, idx: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         with torch.no_grad():
             logits = logits.detach().float()
             probs = logits.softmax(1)
             cols = np.searchsorted(self.indices, idx.numpy())
             arrays = self.arrays[view]
-            arrays["true_prob"][epoch, cols] = probs.gather(1, labels[:, None])[:, 0].cpu().numpy()
-            arrays["correct"][epoch, cols] = (logits.argmax(1) == labels).cpu().numpy()
-            arrays["loss"][epoch, cols] = F.cross_entropy(logits, labels, reduction="none").cpu().numpy()
-            if epoch in self.slot:
-                arrays["softmax"][self.slot[epoch], cols] = probs.cpu().numpy()
+            arrays["true_prob"][row, cols] = probs.gather(1, labels[:, None])[:, 0].cpu().numpy()
+            arrays["correct"][row, cols] = (logits.argmax(1) == labels).cpu().numpy()
+            arrays["loss"][row, cols] = F.cross_entropy(logits, labels, reduction="none").cpu().numpy()
+            if row in self.slot:
+                arrays["softmax"][self.slot[row], cols] = probs.cpu().numpy()
 
     def close(self) -> None:
         for arrays in self.arrays.values():
@@ -238,14 +248,18 @@ def train(
     if record is not None:
         if record_dir is None:
             raise ScorecastError("train: record given but record_dir is None")
-        bad = [e for e in record.softmax_epochs if not 0 <= e < recipe.epochs]
+        if recipe.epochs % record.every:
+            raise ScorecastError(f"record.every={record.every} must divide the run's {recipe.epochs} epochs")
+        rows = recipe.epochs // record.every
+        bad = [e for e in record.softmax_epochs if not 0 <= e < rows]
         if bad:
-            raise ScorecastError(f"record.softmax_epochs {bad} lie outside the run's epochs 0..{recipe.epochs - 1}")
+            raise ScorecastError(f"record.softmax_epochs {bad} lie outside the run's records 0..{rows - 1}")
         views = ("clean", "adv") if attack else ("clean",)
-        recorder = _Recorder(Path(record_dir), indices, recipe.epochs, model.head.out_features, views, record.softmax_epochs)
-    record_in_train = recorder is not None and record.source == "train"
+        recorder = _Recorder(Path(record_dir), indices, rows, model.head.out_features, views, record.softmax_epochs)
 
     for epoch in progress(range(recipe.epochs), desc):
+        row = None if recorder is None else record.row(epoch)
+        record_in_train = row is not None and record.source == "train"
         model.train()
         for x, y, idx in batches(dataset, indices, recipe.batch_size, train=True, generator=generator, device=dev):
             x_in = x
@@ -254,7 +268,7 @@ def train(
                 x_in = attack.perturb(model, x, y, dataset, generator)
                 if record_in_train:
                     with torch.no_grad():
-                        recorder.record("clean", epoch, idx, model(x), y)
+                        recorder.record("clean", row, idx, model(x), y)
                 model.train()
             logits = model(x_in)
             loss = F.cross_entropy(logits, y)
@@ -264,13 +278,13 @@ def train(
             if scheduler is not None:
                 scheduler.step()
             if record_in_train:
-                recorder.record("adv" if attack else "clean", epoch, idx, logits, y)
-        if recorder is not None and not record_in_train:
+                recorder.record("adv" if attack else "clean", row, idx, logits, y)
+        if row is not None and not record_in_train:
             clean, adv = predict(model, dataset, indices, device=str(dev), attack=attack, seed=seed + epoch)
             labels = dataset.labels[indices]
-            recorder.record("clean", epoch, torch.as_tensor(indices), clean, labels)
+            recorder.record("clean", row, torch.as_tensor(indices), clean, labels)
             if attack is not None:
-                recorder.record("adv", epoch, torch.as_tensor(indices), adv, labels)
+                recorder.record("adv", row, torch.as_tensor(indices), adv, labels)
     if recorder is None:
         return None
     recorder.close()
