@@ -1,0 +1,170 @@
+"""Analyses behind the appendix and beyond-the-paper notebooks, so that a notebook reads as a few calls.
+
+Array functions (pure, testable in milliseconds):
+- :func:`shape_stats`: std, skewness, excess kurtosis and Sarle's bimodality coefficient of a score vector.
+- :func:`misranked`: the samples whose rank quantile differs most between two score vectors.
+- :func:`neighbourhood_statistics`: per sample, same-label counts among the k nearest and the distance
+  to the nearest sample of another label.
+- :func:`k_selection`: oracle vs cross-validated choice of kNN's k for one subset run.
+
+Loops over a :class:`scorecast.pipeline.Pipeline` (every stage cached there), each returning tidy tables:
+- :func:`k_sweep` (``app_k_sweep``), :func:`calibration_fidelity` (``beyond_calibration``),
+  :func:`score_distributions` (``fig5_score_distributions``), :func:`neighbourhood_table`
+  (``app_neighbourhood_statistics``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import extrapolate, metrics
+from .pipeline import method_label, summarise
+
+#: The paper's appendix values (Spearman of true DU with each neighbourhood statistic).
+PAPER_NEIGHBOURHOOD = {"same": -0.30, "other_distance": 0.29}
+
+
+def shape_stats(values: np.ndarray, truth: np.ndarray | None = None) -> dict:
+    """Shape of ``values`` (n,): n, mean, std (ddof 1), skew and excess kurtosis (scipy, bias-corrected),
+    Sarle's bimodality b = (g^2 + 1) / (kurtosis + 3(n-1)^2 / ((n-2)(n-3))) (> 5/9 hints at two modes),
+    and the Spearman with ``truth`` (n,), the same samples' true scores (NaN when None)."""
+    values = np.asarray(values, dtype=float)
+    n, g, k = len(values), stats.skew(values, bias=False), stats.kurtosis(values, bias=False)
+    return {"n": n, "mean": values.mean(), "std": values.std(ddof=1), "skew": g, "excess_kurtosis": k,
+            "bimodality": (g**2 + 1) / (k + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))),
+            "spearman_vs_true": np.nan if truth is None else metrics.spearman(values, truth)}
+
+
+def misranked(truth: np.ndarray, estimate: np.ndarray, n: int) -> pd.DataFrame:
+    """The ``n`` positions where the rank quantiles (rank / len) of ``truth`` and ``estimate`` (both (m,))
+    differ most, largest first (stable): columns position, true_quantile, estimated_quantile."""
+    q_true = stats.rankdata(truth) / len(truth)
+    q_est = stats.rankdata(estimate) / len(estimate)
+    worst = np.argsort(-np.abs(q_true - q_est), kind="stable")[:n]
+    return pd.DataFrame({"position": worst, "true_quantile": q_true[worst], "estimated_quantile": q_est[worst]})
+
+
+def neighbourhood_statistics(Z: np.ndarray, labels: np.ndarray, ks: Sequence[int]) -> dict[str, np.ndarray]:
+    """Per sample of ``Z`` (n, d) with ``labels`` (n,): ``same@k`` (n,) the number of same-label samples
+    among its k nearest others, for each k in ``ks``, and ``other_distance`` (n,) the Euclidean
+    distance to the nearest sample of another label."""
+    labels = np.asarray(labels)
+    _, neighbours = extrapolate.nearest_neighbours(Z, Z, max(ks), exclude_self=True)
+    other_distance = np.empty(len(labels))
+    for c in np.unique(labels):
+        mine = labels == c
+        d, _ = extrapolate.nearest_neighbours(Z[mine], Z[~mine], 1)
+        other_distance[mine] = d[:, 0]
+    out = {f"same@{k}": (labels[neighbours[:, :k]] == labels[:, None]).sum(1) for k in ks}
+    out["other_distance"] = other_distance
+    return out
+
+
+def k_selection(Z: np.ndarray, subset_idx: np.ndarray, subset_scores: np.ndarray, truth: np.ndarray,
+                k_grid: Sequence[int], seed: int) -> tuple[pd.DataFrame, dict]:
+    """Oracle vs cross-validated k for one subset run: Z (n, d), subset_idx (m,), subset_scores (m,),
+    truth (n,) full-data scores. Returns the curve (one row per k: k, cv_spearman, oracle_spearman) and
+    {k_cv, k_oracle, oracle_optimism}: oracle Spearman at the oracle's k minus at the CV-chosen k."""
+    k_cv, cv = extrapolate.select_k_cv(Z, subset_idx, subset_scores, ks=k_grid, seed=seed)
+    k_oracle, oracle = extrapolate.select_k_oracle(Z, subset_idx, subset_scores, truth, ks=k_grid)
+    oracle_at = dict(zip(oracle["k"], oracle["mean"]))
+    curve = pd.DataFrame({"k": cv["k"].astype(int), "cv_spearman": cv["mean"], "oracle_spearman": [oracle_at[k] for k in cv["k"]]})
+    return curve, {"k_cv": k_cv, "k_oracle": k_oracle, "oracle_optimism": oracle_at[k_oracle] - oracle_at[k_cv]}
+
+
+def k_sweep(pipe, scorers: list[dict], fractions: list[float], seeds: list[int], k_grid: Sequence[int]):
+    """:func:`k_selection` for every scorer x fraction x seed.
+
+    Returns (table, curves, chosen): ``curves`` one row per scorer, fraction, seed, k; ``chosen`` one row
+    per scorer, fraction, seed (k_cv, k_oracle, oracle_optimism); ``table`` the curves' mean and std over
+    seeds per k with ``chosen_by_cv`` / ``chosen_by_oracle``, how many seeds picked that k.
+    """
+    curves, chosen = [], []
+    for scorer in scorers:
+        for fraction in fractions:
+            for seed in seeds:
+                run = pipe.run(seed, fraction, scorer.get("scoring"))
+                Z, _ = pipe.embedding(run)
+                curve, pick = k_selection(Z, run.indices, pipe.subset_scores(run, scorer), pipe.full_scores(scorer, seed).scores, k_grid, seed)
+                key = {"scorer": scorer["name"], "fraction": fraction, "seed": seed}
+                curves.append(curve.assign(**key))
+                chosen.append({**key, **pick})
+    curves = pd.concat(curves, ignore_index=True)[["scorer", "fraction", "seed", "k", "cv_spearman", "oracle_spearman"]]
+    chosen = pd.DataFrame(chosen)
+    table = summarise(curves, ["scorer", "fraction", "k"], ["cv_spearman", "oracle_spearman"])
+    for column in ("k_cv", "k_oracle"):
+        counts = chosen.groupby(["scorer", "fraction", column]).size().rename(f"chosen_by_{column[2:]}")
+        table = table.merge(counts.reset_index().rename(columns={column: "k"}), on=["scorer", "fraction", "k"], how="left")
+    table[["chosen_by_cv", "chosen_by_oracle"]] = table[["chosen_by_cv", "chosen_by_oracle"]].fillna(0).astype(int)
+    return table, curves, chosen
+
+
+def calibration_fidelity(pipe, scorers: list[dict], methods: list[dict], fractions: list[float], seeds: list[int],
+                         rates: Sequence[float]):
+    """Fidelity of each extrapolator (``methods``, e.g. kNN with and without ``calibrate``) over seeds.
+
+    Returns (fidelity, shapes): ``fidelity`` per scorer, method, fraction the mean/std over seeds of Spearman
+    and Pearson on the unscored samples, Spearman over all samples (``spearman_all``) and ``std_ratio``
+    (std of the extrapolated / true scores on the unscored samples; < 1 = oversmoothed);
+    ``shapes`` maps (scorer, seed, fraction) to {source: unscored scores (n - m,)}, the truth first.
+    """
+    fid = pipe.fidelity_table(scorers, methods, fractions, seeds, rates=tuple(rates))
+    extra, shapes = [], {}
+    for scorer in scorers:
+        for seed in seeds:
+            truth = pipe.full_scores(scorer, seed).scores
+            for fraction in fractions:
+                for method in methods:
+                    result = pipe.extrapolated_scores(scorer, fraction, seed, method)
+                    outside = np.setdiff1d(np.arange(len(truth)), result.subset_idx)
+                    extra.append({"scorer": scorer["name"], "method": method_label(method), "fraction": fraction, "seed": seed,
+                                  "spearman_all": metrics.spearman(truth, result.scores),
+                                  "std_ratio": result.scores[outside].std() / truth[outside].std()})
+                    shapes.setdefault((scorer["name"], seed, fraction), {"true (full run)": truth[outside]})[method_label(method)] = result.scores[outside]
+    fidelity = summarise(fid.merge(pd.DataFrame(extra), on=["scorer", "method", "fraction", "seed"]),
+                         ["scorer", "method", "fraction"], ["spearman", "spearman_all", "pearson", "std_ratio"]).drop(columns="n_seeds")
+    return fidelity, shapes
+
+
+def score_distributions(pipe, scorer: dict, fraction: float, seed: int, methods: list[dict], n_examples: int):
+    """True, subset-run and extrapolated score distributions of one scorer, fraction and seed.
+
+    Returns (table, sources, worst): ``sources`` {name: scores}: the truth and each method on the
+    unscored samples, the subset run on its own samples; ``table`` one :func:`shape_stats` row per
+    source; ``worst`` the ``n_examples`` unscored samples the first method misranks most
+    (:func:`misranked`, with ``index`` the dataset index).
+    """
+    truth = pipe.full_scores(scorer, seed).scores
+    results = {method_label(m): pipe.extrapolated_scores(scorer, fraction, seed, m) for m in methods}
+    first = next(iter(results.values()))
+    outside = np.setdiff1d(np.arange(len(truth)), first.subset_idx)
+    subset_source = "subset run (its own samples)"
+    sources = {"true (full run)": truth[outside], subset_source: first.scores[first.subset_idx]}
+    sources.update({label: r.scores[outside] for label, r in results.items()})
+    table = pd.DataFrame([{"source": s, **shape_stats(v, None if s == subset_source else truth[outside])} for s, v in sources.items()])
+    worst = misranked(truth[outside], first.scores[outside], n_examples)
+    worst.insert(0, "index", outside[worst["position"]])
+    return table, sources, worst.drop(columns="position")
+
+
+def neighbourhood_table(pipe, scorers: list[dict], seeds: list[int], k_grid: Sequence[int]):
+    """Spearman of each scorer's full-run scores with :func:`neighbourhood_statistics` in the full run's
+    embedding, beside the paper's values. Returns (table: mean/std over seeds per scorer and statistic,
+    per_sample: (scorer, seed) -> {"score": (n,), "other_distance": (n,), "same@k": (n,), ...})."""
+    rows, per_sample = [], {}
+    for scorer in scorers:
+        for seed in seeds:
+            scores = pipe.full_scores(scorer, seed).scores
+            Z, _ = pipe.embedding(pipe.run(seed, None, scorer.get("scoring")))
+            found = neighbourhood_statistics(Z, pipe.labels, k_grid)
+            key = {"scorer": scorer["name"], "seed": seed}
+            rows += [{**key, "statistic": f"same-label among {k} nearest", "paper": PAPER_NEIGHBOURHOOD["same"],
+                      "spearman": metrics.spearman(scores, found[f"same@{k}"])} for k in k_grid]
+            rows.append({**key, "statistic": "distance to nearest other label", "paper": PAPER_NEIGHBOURHOOD["other_distance"],
+                         "spearman": metrics.spearman(scores, found["other_distance"])})
+            per_sample[(scorer["name"], seed)] = {"score": scores, **found}
+    return summarise(pd.DataFrame(rows), ["scorer", "statistic", "paper"], ["spearman"]), per_sample
