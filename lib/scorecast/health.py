@@ -1,0 +1,180 @@
+"""Health of the scoring runs behind every reported number: training curves, and warnings.
+
+DU and TDDS describe how a sample's prediction moves during training, so subset-run scores only
+compare with full-run scores when both runs reach the same phase of training. This module turns
+the recorded dynamics into training curves and checks four documented criteria:
+
+- **not converged**: a run's mean true-label probability still rose by ``CONVERGENCE_GAIN`` (0.05)
+  or more over its last quarter of records (at least 2 records), or ends below ``FIT_FLOOR`` (0.5:
+  it has not fitted its own training samples). Its DU then ranks how easy a sample is, not how much
+  it fluctuates. Fix: more optimizer steps (``subset_length: steps``, more
+  epochs, a smaller batch).
+- **different phase**: a subset run ends with a mean true-label probability more than
+  ``PHASE_GAP`` (0.10) away from its full run's. Fix: match the runs' optimizer steps.
+- **low agreement**: the subset run's scores agree with the full run's on the subset samples with
+  Spearman below ``AGREEMENT_FLOOR`` (0.3), or negatively: that agreement is a ceiling for any
+  extrapolator only when the runs are comparable; below the floor it flags a protocol problem.
+- **emptied class**: a pruned set keeps less than ``CLASS_FLOOR`` (10 %) of the share class-balanced
+  pruning would keep of some class. Fix: ``class_balanced: true``.
+
+:func:`report` computes all of it for a notebook, shows one small panel of the curves (full and
+subset runs) and the warnings as Markdown (visible in JupyterLab and in the rendered HTML, never
+on stderr), and returns ``(curves, warnings)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from . import prune
+
+CONVERGENCE_GAIN = 0.05
+FIT_FLOOR = 0.5
+PHASE_GAP = 0.10
+AGREEMENT_FLOOR = 0.3
+CLASS_FLOOR = 0.1
+
+
+def training_curves(true_prob, correct=None) -> pd.DataFrame:
+    """Per-record curves of one run: true_prob (E, m) and correct (E, m) bool (or None, e.g. TURTLE).
+
+    Returns E rows: record (0..E-1), progress (record + 1) / E (share of training done),
+    mean_true_prob, train_accuracy (NaN without ``correct``)."""
+    true_prob = np.asarray(true_prob, dtype=np.float64)
+    records = true_prob.shape[0]
+    accuracy = np.asarray(correct, dtype=np.float64).mean(1) if correct is not None else np.full(records, np.nan)
+    return pd.DataFrame({"record": np.arange(records), "progress": (np.arange(records) + 1) / records,
+                         "mean_true_prob": true_prob.mean(1), "train_accuracy": accuracy})
+
+
+def final_gain(curve: pd.DataFrame) -> float:
+    """Rise of the mean true-label probability over the last quarter of records (at least 2)."""
+    values = curve["mean_true_prob"].to_numpy()
+    back = min(len(values) - 1, max(2, math.ceil(len(values) / 4)))
+    return float(values[-1] - values[-1 - back]) if back > 0 else float("nan")
+
+
+def run_curves(pipe, scorers: list[dict], seeds: list[int], fractions: list[float]) -> pd.DataFrame:
+    """Training curves of the full run and every subset run the notebook's numbers rest on:
+    columns run ("full" or "subset <fraction>"), scorer, seed, fraction, record, progress,
+    mean_true_prob, train_accuracy. Runs come from the pipeline's cache (no retraining)."""
+    parts, seen = [], set()
+    for scorer in scorers:
+        for seed in seeds:
+            for fraction in [None, *fractions]:
+                recipe = {"scoring": scorer["scoring"]} if "scoring" in scorer else {}  # e.g. TDDS's own SGD recipe
+                run = pipe.run(seed, fraction, **recipe)
+                if run.path in seen:
+                    continue
+                seen.add(run.path)
+                dynamics = getattr(run, "dynamics", None)
+                curve = (training_curves(dynamics.true_prob(dynamics.views[-1]), dynamics.correct(dynamics.views[-1])) if dynamics is not None
+                         else training_curves(run.true_prob))
+                parts.append(curve.assign(run="full" if fraction is None else f"subset {fraction:g}", scorer=scorer["name"], seed=seed, fraction=fraction))
+    return pd.concat(parts, ignore_index=True)[["run", "scorer", "seed", "fraction", "record", "progress", "mean_true_prob", "train_accuracy"]]
+
+
+def run_warnings(curves: pd.DataFrame) -> list[str]:
+    """Not-converged and different-phase warnings for :func:`run_curves`' table."""
+    out = []
+    finals = {}
+    for (run, scorer, seed), curve in curves.groupby(["run", "scorer", "seed"], sort=False):
+        gain, final = final_gain(curve), float(curve["mean_true_prob"].iloc[-1])
+        finals[run, scorer, seed] = final
+        if gain >= CONVERGENCE_GAIN or final < FIT_FLOOR:
+            out.append(f"**Not converged:** the {run} run ({scorer}, seed {seed}) ends at mean true-label probability {final:.2f} and gained "
+                       f"{gain:.2f} over its last quarter of training (criterion: gain < {CONVERGENCE_GAIN} and end >= {FIT_FLOOR}). Its scores "
+                       "rank how easy a sample is rather than how much it fluctuates. Give it more optimizer steps: `subset_length: steps`, "
+                       "more epochs or a smaller batch.")
+    for (run, scorer, seed), final in finals.items():
+        full = finals.get(("full", scorer, seed))
+        if run != "full" and full is not None and abs(final - full) > PHASE_GAP:
+            out.append(f"**Different phase:** the {run} run ({scorer}, seed {seed}) ends at mean true-label probability {final:.2f}, "
+                       f"the full run at {full:.2f} (allowed gap {PHASE_GAP}). Its scores are not comparable with the full run's; "
+                       "match the runs' optimizer steps (`subset_length: steps`).")
+    return out
+
+
+def agreement_warnings(fidelity: pd.DataFrame) -> list[str]:
+    """Low-agreement warnings from a fidelity table (columns scorer, fraction, seed, ceiling_spearman)."""
+    out = []
+    rows = fidelity.drop_duplicates(["scorer", "fraction", "seed"])
+    for row in rows.itertuples():
+        value = row.ceiling_spearman
+        if value < AGREEMENT_FLOOR:
+            kind = "negative" if value < 0 else "below the floor"
+            out.append(f"**Low agreement:** subset-run vs full-run {row.scorer} scores on the subset samples (fraction {row.fraction:g}, "
+                       f"seed {row.seed}): Spearman {value:.2f}, {kind} ({AGREEMENT_FLOOR}). This is no ceiling for extrapolation but a "
+                       "protocol problem: check the curves above and match the runs' phase of training.")
+    return out
+
+
+def class_warnings(score_values: np.ndarray, labels: np.ndarray, rate: float, name: str, class_balanced: bool = False) -> list[str]:
+    """Emptied-class warnings for one pruned selection (scores (n,), labels (n,))."""
+    kept = prune.select(score_values, rate, labels, class_balanced)
+    classes, totals = np.unique(labels, return_counts=True)
+    kept_counts = np.bincount(labels[kept], minlength=classes.max() + 1)[classes]
+    fair = totals * (1 - rate)
+    starved = [(int(c), int(k), int(round(f))) for c, k, f in zip(classes, kept_counts, fair) if k < CLASS_FLOOR * f]
+    return [f"**Emptied class:** pruning {rate:.0%} with {name} keeps {k} samples of class {c} (class-balanced pruning keeps {f}). "
+            "Global pruning by these scores removes the class almost entirely; set `class_balanced: true`." for c, k, f in starved]
+
+
+def report(pipe, scorers: list[dict], seeds: list[int], fractions: list[float], fidelity: pd.DataFrame | None = None,
+           methods: list[dict] | None = None, rates: list[float] | None = None, class_balanced: bool = False) -> tuple[pd.DataFrame, list[str]]:
+    """Curves of the notebook's runs, one small panel of them, and every warning, shown as Markdown.
+
+    ``fidelity``: a fidelity table to check agreement in; ``methods`` x ``rates``: the pruned
+    selections to check for emptied classes (scores from the pipeline's cache)."""
+    curves = run_curves(pipe, scorers, seeds, fractions)
+    warnings = run_warnings(curves)
+    if fidelity is not None and "ceiling_spearman" in fidelity:
+        warnings += agreement_warnings(fidelity)
+    if methods and rates and hasattr(pipe, "scores_for"):
+        labels = pipe.labels
+        for scorer in scorers:
+            for method in methods:
+                for seed in seeds:
+                    for fraction in fractions or [None]:
+                        values = pipe.scores_for(scorer, method, seed, fraction).scores
+                        for rate in rates:
+                            warnings += class_warnings(values, labels, rate, f"{scorer['name']} / {_label(method)} (seed {seed})", class_balanced)
+    warnings = list(dict.fromkeys(warnings))
+    _show(curves, warnings)
+    return curves, warnings
+
+
+def _label(method: dict) -> str:
+    from .pipeline import method_label
+
+    return method_label(method)
+
+
+def _show(curves: pd.DataFrame, warnings: list[str]) -> None:
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 2.8))
+    for ax, column, title in zip(axes, ("mean_true_prob", "train_accuracy"), ("mean true-label probability", "training accuracy")):
+        if curves[column].notna().any():
+            sns.lineplot(data=curves, x="progress", y=column, hue="run", units="seed", estimator=None, ax=ax, legend=ax is axes[0])
+        ax.set(title=title, xlabel="share of training done", ylabel="", xlim=(0, 1))
+    fig.suptitle("Scoring runs: training curves (one line per seed)", y=1.02)
+    fig.tight_layout()
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+
+        in_notebook = get_ipython() is not None
+    except ImportError:
+        in_notebook = False
+    if in_notebook:
+        display(fig)
+        text = "\n".join(f"> ⚠ {w}\n>" for w in warnings) if warnings else "Health: every scoring run converged and subset runs match their full runs' phase."
+        display(Markdown(text))
+    else:
+        print("\n".join(warnings) or "Health: no warnings")
+    plt.close(fig)
