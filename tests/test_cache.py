@@ -1,12 +1,19 @@
-"""scorecast.cache: hits, misses, corrupted and half-written artefacts, atomic writes, stable keys."""
+"""scorecast.cache: hits, misses, corrupted and half-written artefacts, checksummed manifests,
+atomic writes under concurrency, stale temporaries, machine settings in keys, stable keys, log lines."""
 
 import hashlib
 import json
+import multiprocessing
+import os
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from scorecast.cache import MANIFEST, Cache, config_key
+from scorecast import cache as cache_module
+from scorecast.cache import MANIFEST, MANIFEST_DIGEST, STALE_SECONDS, Cache, config_key, machine
 
 CONFIG = {"data": {"name": "digits", "fingerprint": "abc"}, "seed": 0, "lr": 0.001, "epochs": 3}
 
@@ -34,16 +41,18 @@ def test_hit_skips_compute_and_returns_same_record(tmp_path):
     cache, compute = Cache(tmp_path), Counter()
     first = cache.get("train", "1", CONFIG, compute)
     assert compute.calls == 1 and not first.cached
-    assert first.path == tmp_path / "train" / config_key("train", "1", CONFIG)
+    assert first.path == tmp_path / "train" / config_key("train", "1", {"config": CONFIG, "machine": machine()})
     assert np.array_equal(np.load(first.file("x.npy")), np.ones(5))
     manifest = json.loads(first.file(MANIFEST).read_text())
     assert set(manifest["files"]) == {"x.npy", "sub/note.txt"}
+    assert manifest["machine"] == first.machine == machine()  # provenance
+    assert first.file(MANIFEST_DIGEST).read_text() == hashlib.sha256(first.file(MANIFEST).read_bytes()).hexdigest() + "\n"
     second = cache.get("train", "1", CONFIG, compute)
     assert compute.calls == 1 and second.cached
     assert second.path == first.path
     assert second.info == first.info == {"m": 5, "value": 1.0}
     assert second.seconds == first.seconds >= 0.0  # the wall time measured when it was computed
-    assert second.config == first.config == CONFIG
+    assert second.config == first.config == CONFIG and second.machine == first.machine
     # a fresh Cache object on the same root (another notebook) hits too
     assert Cache(tmp_path).get("train", "1", dict(reversed(list(CONFIG.items()))), compute).cached
     assert compute.calls == 1
@@ -153,3 +162,190 @@ def test_numpy_scalars_key_like_python_numbers_and_arrays_are_refused():
     assert config_key("s", "1", {"seed": np.int64(3), "rate": np.float64(0.5)}) == config_key("s", "1", {"seed": 3, "rate": 0.5})
     with pytest.raises(TypeError, match="digest"):
         config_key("s", "1", {"indices": np.arange(3)})
+
+
+# --------------------------------------------------------------------------------- machine settings
+
+
+def test_machine_settings_are_part_of_the_key(tmp_path, monkeypatch):
+    """A cache filled on 2 threads, another CPU or another ATEN_CPU_CAPABILITY is not served here."""
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    cache, compute = Cache(tmp_path), Counter()
+    base = cache.get("train", "1", CONFIG, compute)
+    assert base.machine == {"threads": torch.get_num_threads(), "cpu": cache_module._cpu_model(), "aten_cpu_capability": None}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads + 1)
+    try:
+        other_threads = cache.get("train", "1", CONFIG, compute)
+    finally:
+        torch.set_num_threads(threads)
+    assert not other_threads.cached and other_threads.machine["threads"] == threads + 1
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
+    other_isa = cache.get("train", "1", CONFIG, compute)
+    assert not other_isa.cached and other_isa.machine["aten_cpu_capability"] == "default"
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY")
+    monkeypatch.setattr(cache_module, "_cpu_model", lambda: "Another CPU")
+    other_cpu = cache.get("train", "1", CONFIG, compute)
+    assert not other_cpu.cached and other_cpu.machine["cpu"] == "Another CPU"
+    assert compute.calls == 4 and len({base.path, other_threads.path, other_isa.path, other_cpu.path}) == 4
+    monkeypatch.undo()
+    assert cache.get("train", "1", CONFIG, compute).path == base.path and compute.calls == 4
+
+
+def test_cpu_model_comes_from_proc_cpuinfo():
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")] if cpuinfo.exists() else []
+    model = cache_module._cpu_model()
+    assert model and (not names or model == names[0])
+
+
+# --------------------------------------------------------------------------------- checksummed manifests
+
+
+def test_edited_manifest_is_recomputed_never_served(tmp_path):
+    """The audit's case: a hand-edited metric in a manifest (0.46 -> 0.96) used to be served."""
+    cache = Cache(tmp_path)
+    art = cache.get("retrain", "1", CONFIG, lambda folder: {"top1": 0.46})
+    path = art.file(MANIFEST)
+    path.write_text(path.read_text().replace("0.46", "0.96"))
+    assert cache.load("retrain", "1", CONFIG) is None
+    again = cache.get("retrain", "1", CONFIG, lambda folder: {"top1": 0.47})
+    assert not again.cached and again.info == {"top1": 0.47}
+    assert cache.get("retrain", "1", CONFIG, lambda folder: {"top1": 0.0}).info == {"top1": 0.47}
+
+
+def test_every_bit_flip_in_a_manifest_or_its_digest_means_recompute(tmp_path):
+    cache = Cache(tmp_path)
+    art = cache.get("train", "1", CONFIG, Counter())
+    for name in (MANIFEST, MANIFEST_DIGEST):
+        original = art.file(name).read_bytes()
+        for position in range(len(original)):
+            raw = bytearray(original)
+            raw[position] ^= 0x01
+            art.file(name).write_bytes(bytes(raw))
+            assert cache.load("train", "1", CONFIG) is None, (name, position)
+        art.file(name).write_bytes(original)
+        assert cache.load("train", "1", CONFIG) is not None
+
+
+@pytest.mark.parametrize("edit", ["drop info", "drop machine", "files as a list", "seconds as text", "delete the digest"])
+def test_manifest_with_a_matching_digest_but_bad_fields_is_recomputed_not_a_crash(tmp_path, edit):
+    """Even a manifest rewritten together with its digest must not raise KeyError or serve junk."""
+    cache = Cache(tmp_path)
+    art = cache.get("train", "1", CONFIG, Counter())
+    manifest = json.loads(art.file(MANIFEST).read_text())
+    if edit == "drop info":
+        del manifest["info"]
+    elif edit == "drop machine":
+        del manifest["machine"]
+    elif edit == "files as a list":
+        manifest["files"] = list(manifest["files"])
+    elif edit == "seconds as text":
+        manifest["seconds"] = "fast"
+    text = json.dumps(manifest).encode()
+    art.file(MANIFEST).write_bytes(text)
+    art.file(MANIFEST_DIGEST).write_text(hashlib.sha256(text).hexdigest() + "\n")
+    if edit == "delete the digest":
+        art.file(MANIFEST_DIGEST).unlink()
+    assert cache.load("train", "1", CONFIG) is None
+    assert not cache.get("train", "1", CONFIG, Counter(3.0)).cached
+
+
+# --------------------------------------------------------------------------------- concurrency
+
+
+def test_writer_that_loses_the_race_uses_the_winners_copy(tmp_path):
+    """While this writer computes, another one installs the same key: this one must keep the
+    winner's artefact (not delete it), discard its own copy and return the winner's values."""
+    cache = Cache(tmp_path)
+
+    def slow(folder):
+        winner = Cache(tmp_path).get("train", "1", CONFIG, Counter(7.0))  # the other process, finishing first
+        assert not winner.cached
+        return Counter(8.0)(folder)
+
+    art = cache.get("train", "1", CONFIG, slow)
+    assert art.cached and art.info["value"] == 7.0
+    assert np.array_equal(np.load(art.file("x.npy")), np.full(5, 7.0))
+    assert cache.load("train", "1", CONFIG).info["value"] == 7.0
+    assert [p.name for p in (tmp_path / "train").iterdir()] == [art.path.name]  # the loser's copy is gone
+
+
+def _race_worker(root, keys, barrier, worker, results):
+    """One process of the race: get every key (value = worker id) and read back what it got."""
+    cache, seen, errors = Cache(root), {}, []
+    for key in keys:
+        barrier.wait()
+        try:
+            art = cache.get("train", "1", {"key": key}, Counter(float(worker)))
+            seen[key] = float(np.load(art.file("x.npy"))[0])
+            assert art.info["value"] == seen[key]
+        except Exception as err:  # reported to the parent, which fails the test with it
+            errors.append(f"{type(err).__name__}: {err}")
+    results.put((worker, seen, errors))
+
+
+def test_many_processes_writing_the_same_keys(tmp_path):
+    """4 processes get the same 25 keys at once (a barrier per key), 5 of them pre-corrupted: no
+    ENOTEMPTY, no FileNotFoundError, and every process reads the one artefact that stays."""
+    keys = list(range(25))
+    for key in keys[:5]:
+        damaged = Cache(tmp_path).get("train", "1", {"key": key}, Counter(-1.0))
+        damaged.file("x.npy").write_bytes(b"corrupted")
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(4), context.Queue()
+    workers = [context.Process(target=_race_worker, args=(tmp_path, keys, barrier, w, results)) for w in range(4)]
+    for process in workers:
+        process.start()
+    outcomes = [results.get(timeout=300) for _ in workers]
+    for process in workers:
+        process.join(timeout=60)
+    assert [e for _, _, errors in outcomes for e in errors] == []
+    cache = Cache(tmp_path)
+    for key in keys:
+        values = {seen[key] for _, seen, _ in outcomes}
+        on_disk = cache.load("train", "1", {"key": key})
+        assert on_disk is not None and values == {on_disk.info["value"]} and values <= {0.0, 1.0, 2.0, 3.0}
+    assert not [p for p in (tmp_path / "train").iterdir() if p.name.startswith(".tmp")]
+
+
+# --------------------------------------------------------------------------------- stale temporaries
+
+
+def test_stale_temporaries_are_removed_on_the_next_write(tmp_path):
+    cache = Cache(tmp_path)
+    cache.get("train", "1", CONFIG, Counter())
+    stage = tmp_path / "train"
+    old = time.time() - STALE_SECONDS - 60
+    stale, fresh, live = (stage / f".tmp-{name}" for name in ("killed-run", "running-now", "running-for-days"))
+    for folder in (stale, fresh, live):
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / "part.npy").write_bytes(b"x")
+    os.utime(stale, (old, old))
+    os.utime(live, (old, old))
+    with cache_module._locked(live):  # a live writer holds its temporary folder, however old
+        cache.get("train", "1", {**CONFIG, "seed": 1}, Counter())
+    assert not stale.exists() and fresh.exists() and live.exists()
+    cache.get("embed", "1", CONFIG, Counter())  # another stage's write leaves this stage alone
+    assert fresh.exists() and live.exists()
+
+
+# --------------------------------------------------------------------------------- log lines
+
+
+def test_one_log_line_per_stage_on_stdout(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("SCORECAST_QUIET", raising=False)
+    cache = Cache(tmp_path)
+    art = cache.get("train", "1", CONFIG, Counter())
+    out, err = capsys.readouterr()
+    assert out == f"[scorecast] train {art.path.name[:8]}: computed in {art.seconds:.1f} s\n" and err == ""
+    cache.get("train", "1", CONFIG, Counter())
+    out, err = capsys.readouterr()
+    assert out == f"[scorecast] train {art.path.name[:8]}: read from cache (computed in {art.seconds:.1f} s)\n" and err == ""
+    monkeypatch.setenv("SCORECAST_QUIET", "0")
+    cache.get("train", "1", CONFIG, Counter())
+    assert capsys.readouterr().out.startswith("[scorecast] train")
+    monkeypatch.setenv("SCORECAST_QUIET", "1")
+    cache.get("train", "1", CONFIG, Counter())
+    cache.get("train", "1", {**CONFIG, "seed": 5}, Counter())
+    assert capsys.readouterr() == ("", "")

@@ -1,32 +1,52 @@
 """Content-addressed artefact cache: trained models, dynamics, scores, embeddings, metrics.
 
 An artefact lives in ``<root>/<stage>/<key>/`` where ``key`` hashes the stage name, the stage's
-code version and the full producing config (data fingerprint, seed, hyperparameters). A
-``manifest.json`` written last lists every file with its size and SHA-256 plus the stage's wall
-time; an artefact without a manifest (half-written) or whose files do not match it (corrupted)
-is recomputed. Writes are atomic: the stage writes into a temporary folder that is renamed into
-place only when complete, so an interrupted batch run loses nothing that finished.
+code version, the full producing config (data fingerprint, seed, hyperparameters) and the machine
+settings that change float results (:func:`machine`: torch's thread count, the CPU model and
+``ATEN_CPU_CAPABILITY``), so a cache filled on 2 threads or another CPU is never served here.
+A ``manifest.json`` lists every file with its size and SHA-256 plus the stage's wall time and the
+machine; ``manifest.json.sha256`` holds the manifest's own SHA-256. An artefact without them
+(half-written), whose manifest does not match its digest, or whose files do not match the
+manifest (corrupted) is recomputed.
+
+Writes are atomic and safe under concurrency: a stage writes into a temporary ``.tmp-*`` folder
+that is renamed into place only when complete, so an interrupted batch run loses nothing that
+finished. Installing takes an exclusive lock on the stage folder: a writer that finds a valid
+artefact already in place (another process won the race) discards its copy and uses the
+winner's; a corrupted one is renamed aside, then removed. A writer holds a lock on its
+temporary folder while it computes; temporary folders older than :data:`STALE_SECONDS` that no
+live writer holds are removed on the next write to that stage.
+
+Each :meth:`Cache.get` prints one line to stdout (unless ``SCORECAST_QUIET`` is set to anything
+but ``0``), e.g. ``[scorecast] train 1a2b3c4d: computed in 12.3 s``.
 
 Root: ``SCORECAST_CACHE`` or ``<project root>/.cache`` (git-ignored; :func:`scorecast.paths.cache_root`).
 """
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import hashlib
 import json
 import os
+import platform
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
+import torch
 
 from .paths import cache_root
 
 MANIFEST = "manifest.json"
+MANIFEST_DIGEST = "manifest.json.sha256"
+STALE_SECONDS = 6 * 3600
 
 
 def _plain(value):
@@ -54,17 +74,58 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
+def _cpu_model() -> str:
+    """The CPU's 'model name' from /proc/cpuinfo, else :func:`platform.processor` or the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    """Settings that change float results (reduction order), part of every cache key and manifest:
+    torch's intra-op thread count, the CPU model and ``ATEN_CPU_CAPABILITY`` (None when unset)."""
+    return {"threads": torch.get_num_threads(), "cpu": _cpu_model(), "aten_cpu_capability": os.environ.get("ATEN_CPU_CAPABILITY")}
+
+
+@contextmanager
+def _locked(folder: Path, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive ``flock`` on ``folder`` for the block; yields False (without waiting)
+    when ``wait`` is False and another process holds it. The lock ends with the block or the process."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _log(stage: str, folder: Path, message: str) -> None:
+    """One line per stage on stdout, unless SCORECAST_QUIET is set to anything but 0."""
+    if os.environ.get("SCORECAST_QUIET", "0") in ("", "0"):
+        print(f"[scorecast] {stage} {folder.name[:8]}: {message}", flush=True)
+
+
 @dataclass(frozen=True)
 class Artifact:
     """A finished artefact: its folder, the producing config, the stage's wall time (seconds, as
-    measured when it was computed, so cost accounting stays honest on cache hits) and whether this
-    call found it in the cache."""
+    measured when it was computed, so cost accounting stays honest on cache hits), whether this
+    call found it in the cache, the stage's info dict and the :func:`machine` that computed it."""
 
     path: Path
     config: dict
     seconds: float
     cached: bool
     info: dict
+    machine: dict = field(default_factory=dict)
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -72,49 +133,99 @@ class Artifact:
 
 class Cache:
     """``cache.get(stage, version, config, compute)`` returns an :class:`Artifact`, running
-    ``compute(folder) -> info dict`` only when no valid artefact exists."""
+    ``compute(folder) -> info dict`` only when no valid artefact exists for this config on this
+    machine (see :func:`machine`)."""
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root else cache_root()
 
-    def folder(self, stage: str, version: str, config: dict) -> Path:
-        return self.root / stage / config_key(stage, version, config)
+    def folder(self, stage: str, version: str, config: dict, settings: dict | None = None) -> Path:
+        """``<root>/<stage>/<key>``; the key covers ``config`` and the machine ``settings``
+        (default: this process's :func:`machine`)."""
+        return self.root / stage / config_key(stage, version, {"config": config, "machine": settings or machine()})
 
     def load(self, stage: str, version: str, config: dict) -> Artifact | None:
-        """The valid artefact for this config, or None (missing, half-written or corrupted)."""
-        folder = self.folder(stage, version, config)
+        """The valid artefact for this config on this machine, or None (missing, half-written or corrupted)."""
+        return self._load(self.folder(stage, version, config))
+
+    @staticmethod
+    def _load(folder: Path) -> Artifact | None:
+        """The artefact in ``folder`` if its manifest matches its digest and its files match the manifest."""
         try:
-            manifest = json.loads((folder / MANIFEST).read_text())
+            text = (folder / MANIFEST).read_bytes()
+            if (folder / MANIFEST_DIGEST).read_text() != hashlib.sha256(text).hexdigest() + "\n":
+                return None
+            manifest = json.loads(text)
             for name, entry in manifest["files"].items():
                 path = folder / name
                 if path.stat().st_size != entry["size"] or _sha256(path) != entry["sha256"]:
                     return None
-        except (OSError, ValueError, KeyError, TypeError):
+            return Artifact(folder, manifest["config"], float(manifest["seconds"]), True, manifest["info"], manifest["machine"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
-        return Artifact(folder, manifest["config"], manifest["seconds"], True, manifest["info"])
 
     def get(self, stage: str, version: str, config: dict, compute: Callable[[Path], dict[str, Any] | None]) -> Artifact:
-        found = self.load(stage, version, config)
+        settings = machine()
+        final = self.folder(stage, version, config, settings)
+        found = self._load(final)
         if found is not None:
+            _log(stage, final, f"read from cache (computed in {found.seconds:.1f} s)")
             return found
-        final = self.folder(stage, version, config)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(final.parent)
         tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir(parents=True)
+        tmp.mkdir()
         try:
-            start = time.perf_counter()
-            info = compute(tmp) or {}
-            seconds = time.perf_counter() - start
-            files = {
-                str(p.relative_to(tmp)): {"size": p.stat().st_size, "sha256": _sha256(p)}
-                for p in sorted(tmp.rglob("*"))
-                if p.is_file()
-            }
-            manifest = {"stage": stage, "version": version, "config": config, "seconds": seconds, "info": info, "files": files}
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=_plain))
-            if final.exists():  # a corrupted or half-written artefact: replace it
-                shutil.rmtree(final)
-            os.replace(tmp, final)
+            with _locked(tmp):  # marks the temporary folder live for _remove_stale
+                start = time.perf_counter()
+                info = compute(tmp) or {}
+                seconds = time.perf_counter() - start
+                files = {
+                    str(p.relative_to(tmp)): {"size": p.stat().st_size, "sha256": _sha256(p)}
+                    for p in sorted(tmp.rglob("*"))
+                    if p.is_file()
+                }
+                manifest = {"stage": stage, "version": version, "config": config, "machine": settings, "seconds": seconds, "info": info, "files": files}
+                text = json.dumps(manifest, indent=1, sort_keys=True, default=_plain).encode()
+                (tmp / MANIFEST).write_bytes(text)
+                (tmp / MANIFEST_DIGEST).write_text(hashlib.sha256(text).hexdigest() + "\n")
+                winner = _install(tmp, final)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-        return Artifact(final, config, seconds, False, info)
+        if winner is not None:
+            _log(stage, final, f"computed in {seconds:.1f} s, but another process stored it first: using its copy")
+            return winner
+        _log(stage, final, f"computed in {seconds:.1f} s")
+        return Artifact(final, config, seconds, False, info, settings)
+
+
+def _install(tmp: Path, final: Path) -> Artifact | None:
+    """Rename the finished ``tmp`` into place, or return the valid artefact another process
+    installed first (``tmp`` is then left for the caller to discard). Installs of one stage are
+    serialised by a lock on the stage folder; a corrupted ``final`` is renamed aside, then removed."""
+    with _locked(final.parent):
+        if final.exists():
+            winner = Cache._load(final)
+            if winner is not None:
+                return winner
+            aside = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}-corrupted"
+            os.rename(final, aside)
+            shutil.rmtree(aside, ignore_errors=True)
+        os.rename(tmp, final)
+    return None
+
+
+def _remove_stale(stage_folder: Path) -> None:
+    """Remove ``.tmp-*`` folders of ``stage_folder`` older than :data:`STALE_SECONDS` that no live
+    writer holds (left by killed runs). Best effort: another process may remove them first."""
+    cutoff = time.time() - STALE_SECONDS
+    for tmp in stage_folder.glob(".tmp-*"):
+        try:
+            if tmp.stat().st_mtime > cutoff:
+                continue
+            with _locked(tmp, wait=False) as free:
+                if free:
+                    shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            continue
