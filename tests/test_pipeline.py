@@ -10,6 +10,7 @@ from scorecast import prune
 from scorecast import scores as scores_module
 from scorecast.data import random_subset
 from scorecast.pipeline import PHASES, Pipeline, ScoreResult
+from scorecast.registry import build_method, build_scorer
 from scorecast.validation import ScorecastError
 
 EXPERIMENT = {
@@ -138,11 +139,12 @@ def test_fidelity_table(done):
     table = done["pipe"].fidelity_table([DU], [KNN], [0.3], [0])
     assert list(table.columns) == [
         "scorer", "method", "fraction", "seed", "pearson", "spearman", "kendall",
-        "ceiling_pearson", "ceiling_spearman", "kept_overlap@0.5", "pruned_overlap@0.5",
+        "ceiling_pearson", "ceiling_spearman", "kept_overlap@0.5", "pruned_overlap@0.5", "scorer_spec", "method_spec",
     ]
     assert len(table) == 1
     row = table.iloc[0]
     assert (row["scorer"], row["method"], row["fraction"], row["seed"]) == ("du", "knn(k=5)", 0.3, 0)
+    assert row["scorer_spec"] == build_scorer(DU) and row["method_spec"] == build_method(KNN) and row["method_spec"].k == 5
     for col in ("pearson", "spearman", "kendall", "ceiling_pearson", "ceiling_spearman"):
         assert -1 <= row[col] <= 1
     for col in ("kept_overlap@0.5", "pruned_overlap@0.5"):
@@ -154,8 +156,9 @@ def test_accuracy_table(done):
     table = done["pipe"].accuracy_table([DU], methods, [0.5], [0], fraction=0.3)
     assert list(table.columns) == [
         "scorer", "method", "fraction", "rate", "seed", "top1", "top5", "robust_top1",
-        *[f"{phase}_seconds" for phase in PHASES], "final_training_seconds",
+        *[f"{phase}_seconds" for phase in PHASES], "final_training_seconds", "scorer_spec", "method_spec",
     ]
+    assert table["method_spec"].tolist() == [build_method(m) for m in methods]
     assert table["method"].tolist() == ["full", "random", "knn(k=5)"]
     assert table["fraction"].isna().tolist() == [True, True, False]
     assert ((table["top1"] > 0) & (table["top1"] <= 1)).all()
@@ -216,5 +219,5 @@ def test_training_free_scores_on_frozen_features(done):
     assert zcore.subset_idx.size == 0 and set(zcore.seconds) == {"embedding", "scoring"}
     protos = pipe.scores_for(DU, {"name": "prototypes", "encoder": {"name": "pca", "n_components": 8}}, seed=0)
     np.testing.assert_array_equal(protos.scores, scores_module.prototypicality(Z, clusters=10, seed=0))
-    with pytest.raises(ScorecastError, match=r"unknown options \['draw'\]"):
+    with pytest.raises(ScorecastError, match=r"unknown option 'draw' for zcore \(did you mean 'draws'\?\)"):
         pipe.scores_for(DU, {"name": "zcore", "draw": 5}, seed=0)

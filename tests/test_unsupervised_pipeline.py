@@ -18,7 +18,7 @@ KNN = {"name": "knn", "k": 5}
 GNN = {"name": "gnn", "k": 5, "epochs": 5, "hidden": [16]}
 N = 1437
 FIDELITY_COLUMNS = ["scorer", "method", "fraction", "seed", "pearson", "spearman", "kendall", "ceiling_pearson",
-                    "ceiling_spearman", "kept_overlap@0.5", "pruned_overlap@0.5"]
+                    "ceiling_spearman", "kept_overlap@0.5", "pruned_overlap@0.5", "scorer_spec", "method_spec"]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_fidelity_table_columns_and_values(done):
     table = done["fidelity"]
     assert list(table.columns) == FIDELITY_COLUMNS
     assert len(table) == 2 and list(table["method"]) == ["knn(k=5)", "gnn(k=5, epochs=5, hidden=[16])"]
-    numbers = table[FIDELITY_COLUMNS[4:]].to_numpy(dtype=float)
+    numbers = table[FIDELITY_COLUMNS[4:-2]].to_numpy(dtype=float)
     assert np.isfinite(numbers).all() and (np.abs(numbers) <= 1).all()
     # the subset run's own DU correlates with the full run's on the subset samples (a real ceiling)
     assert (table["ceiling_spearman"] > 0).all()
@@ -58,17 +58,18 @@ def test_full_and_extrapolated_scores(done):
         assert set(result.seconds) == {"encoding", "scoring", "extrapolation"}
 
 
-@pytest.mark.parametrize("method", [{"name": "gnn", "labels": True}, {"name": "knn", "k": 5, "use_labels": True},
-                                    {"name": "gnn", "k": 5, "label_features": [1, 2]}])
-def test_label_free_guard_on_methods(done, method):
-    with pytest.raises(ScorecastError, match="label-free"):
+@pytest.mark.parametrize("method, match", [({"name": "gnn", "labels": True}, "label-free"),
+                                           ({"name": "knn", "k": 5, "use_labels": True}, "unknown option 'use_labels' for knn"),
+                                           ({"name": "gnn", "k": 5, "label_features": [1, 2]}, "unknown option 'label_features' for gnn")])
+def test_label_free_guard_on_methods(done, method, match):
+    with pytest.raises(ScorecastError, match=match):
         done["pipe"].extrapolated_scores(DU, 0.2, 0, method)
 
 
 def test_label_free_guard_on_construction(done):
     with pytest.raises(ScorecastError, match="label-free"):
         UnsupervisedPipeline(EXPERIMENT, ENCODER, {**TURTLE, "labels": True}, cache_root=done["root"])
-    with pytest.raises(ScorecastError, match="encoder needs a name"):
+    with pytest.raises(ScorecastError, match="encoder must be a mapping with a name"):
         UnsupervisedPipeline(EXPERIMENT, {"n_components": 20}, TURTLE, cache_root=done["root"])
 
 
@@ -81,13 +82,14 @@ def test_label_based_scorers_are_refused(done, scorer):
 
 
 def test_supervised_extrapolators_are_refused(done):
-    with pytest.raises(ScorecastError, match="method.name"):
-        done["pipe"].extrapolated_scores(DU, 0.2, 0, {"name": "proxy"})
+    for name in ("proxy", "hybrid", "stacked", "mlp", "prototypes"):
+        with pytest.raises(ScorecastError, match=f"method '{name}' is not available without labels"):
+            done["pipe"].extrapolated_scores(DU, 0.2, 0, {"name": name})
 
 
 def test_cluster_table(done):
     table = done["clusters"]
-    assert list(table.columns) == ["scorer", "method", "rate", "seed", "cluster_accuracy", "n_kept"]
+    assert list(table.columns) == ["scorer", "method", "rate", "seed", "cluster_accuracy", "n_kept", "scorer_spec", "method_spec"]
     assert list(table["method"]) == ["full", "knn(k=5)", "random"]
     assert (table["n_kept"] == round(0.5 * N)).all()
     accuracy = table["cluster_accuracy"].to_numpy()

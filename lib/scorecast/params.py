@@ -1,19 +1,32 @@
 """Parameter files: schema, defaults and validation.
 
 Every notebook's ``parameters`` cell and every ``params/<tier>/<notebook>.yaml`` use the keys in
-:data:`NOTEBOOK_KEYS`; ``experiment`` is the nested config of :class:`scorecast.pipeline.Pipeline`.
-An unknown or mistyped key, a wrong type or an impossible value stops the run with a message naming
-the key, the file and what is allowed.
+:data:`NOTEBOOK_KEYS`; ``experiment`` is the nested config of :class:`scorecast.pipeline.Pipeline`;
+each ``scorers``/``methods`` entry becomes a typed spec (:mod:`scorecast.specs`). An unknown or
+mistyped key, a wrong type or an impossible value stops the run before any data is loaded, with a
+message naming the key, the file and what is allowed.
+
+Batch runs check every parameter file against its notebook first::
+
+    python -m scorecast.params check notebooks/quickstart.ipynb params/smoke/quickstart.yaml [NOTEBOOK PARAMS ...]
+
+which also refuses a top-level key that the notebook's parameters cell does not define.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
+import inspect
+import json
+import sys
 from pathlib import Path
 
 import yaml
 
+from . import registry, unsupervised
 from .paths import resolve
+from .specs import check_encoder, did_you_mean
 from .validation import ScorecastError
 
 DEFAULT_EXPERIMENT = {
@@ -23,6 +36,11 @@ DEFAULT_EXPERIMENT = {
     "paradigm": "supervised",
     "scoring": {"epochs": 20, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "constant"},
     "record": {"source": "train", "trajectory": "last", "trajectory_length": 10},
+    # how long a subset (proxy) run trains: "steps" = as many optimizer steps as the full run (its
+    # epochs times round(n / m)), recorded at the full run's step counts, so DU/TDDS describe the same
+    # phase of training in both runs (the default); "epochs" = the paper's literal protocol (as many
+    # epochs as the full run, so a 20 % subset gets a fifth of the steps)
+    "subset_length": "steps",
     "retrain": {"epochs": 20, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-3, "schedule": "onecycle"},
     "attack": {"eps": 8 / 255, "step": 2 / 255, "steps": 10},
     "eval_attack_steps": 20,
@@ -38,12 +56,25 @@ EXPERIMENT_SCHEMA = {
     "paradigm": str,
     "scoring": _RECIPE,
     "record": {"source": str, "trajectory": str, "trajectory_length": int},
+    "subset_length": str,
     "retrain": _RECIPE,
     "attack": {"eps": float, "step": float, "steps": int, "random_start": bool},
     "eval_attack_steps": int,
     "device": str,
 }
 PARADIGMS = ("supervised", "adversarial")
+SUBSET_LENGTHS = ("steps", "epochs")
+# lowest allowed value of numeric experiment fields, by block (data and test_data share theirs)
+_MINIMUM = {
+    "data": {"resize": 1, "crop": 1, "pad": 0, "num_classes": 1, "limit": 1},
+    "scoring": {"weight_decay": 0, "momentum": 0},
+    "retrain": {"weight_decay": 0, "momentum": 0},
+    "record": {"trajectory_length": 1},
+    "eval_attack_steps": 1,
+}
+_MINIMUM["test_data"] = _MINIMUM["data"]
+TURTLE_OPTIONS = {name: p.default for name, p in inspect.signature(unsupervised.turtle).parameters.items()
+                  if name not in ("Z", "num_clusters", "seed", "device", "record_dir")}
 
 # keys a notebook's parameters cell may hold, with their types
 NOTEBOOK_KEYS = {
@@ -75,7 +106,7 @@ def _type_ok(value, expected) -> bool:
 def _check_mapping(values: dict, schema: dict, where: str, source: str) -> None:
     for key, value in values.items():
         if key not in schema:
-            raise ScorecastError(f"{source}: unknown key {where}{key!r}; allowed: {sorted(schema)}")
+            raise ScorecastError(f"{source}: unknown key {where}{key!r}{did_you_mean(key, schema)}; allowed: {sorted(schema)}")
         expected = schema[key]
         if isinstance(expected, dict):
             if not isinstance(value, dict):
@@ -84,6 +115,16 @@ def _check_mapping(values: dict, schema: dict, where: str, source: str) -> None:
         elif not _type_ok(value, expected):
             names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
             raise ScorecastError(f"{source}: {where}{key} must be {names}, got {value!r}")
+
+
+def _check_minimum(values: dict, minimum: dict, where: str, source: str) -> None:
+    for key, low in minimum.items():
+        value = values.get(key)
+        if isinstance(low, dict):
+            if isinstance(value, dict):
+                _check_minimum(value, low, f"{where}{key}.", source)
+        elif value is not None and value < low:
+            raise ScorecastError(f"{source}: {where}{key} must be >= {low}, got {value!r}")
 
 
 def _merge(defaults: dict, overrides: dict) -> dict:
@@ -116,6 +157,7 @@ def validate_experiment(experiment: dict | str, source: str = "experiment") -> d
         raise ScorecastError(f"{source}: experiment must be a mapping, got {type(experiment).__name__}")
     _check_mapping(experiment, EXPERIMENT_SCHEMA, "experiment.", source)
     merged = _merge(DEFAULT_EXPERIMENT, experiment)
+    _check_minimum(merged, _MINIMUM, "experiment.", source)
     if "name" not in merged["data"]:
         raise ScorecastError(f"{source}: experiment.data needs a name")
     if merged["test_data"] is not None:
@@ -134,6 +176,9 @@ def validate_experiment(experiment: dict | str, source: str = "experiment") -> d
             raise ScorecastError(f"{source}: experiment.{part}.epochs must be >= 1, got {merged[part]['epochs']}")
     if merged["test_data"] is not None and merged["test_data"].get("name") not in REGISTRY:
         raise ScorecastError(f"{source}: experiment.test_data needs a name from {sorted(REGISTRY)}, got {merged['test_data'].get('name')!r}")
+    if merged["subset_length"] not in SUBSET_LENGTHS:
+        raise ScorecastError(f"{source}: experiment.subset_length={merged['subset_length']!r}; allowed: {list(SUBSET_LENGTHS)} "
+                             "(steps: subset runs get the full run's optimizer steps; epochs: the paper's literal protocol)")
     if merged["record"]["trajectory"] not in ("first", "last"):
         raise ScorecastError(f"{source}: experiment.record.trajectory={merged['record']['trajectory']!r}; allowed: ['first', 'last']")
     if merged["device"] != "auto" and merged["device"] != "cpu" and not merged["device"].startswith("cuda"):
@@ -151,28 +196,121 @@ def validate_experiment(experiment: dict | str, source: str = "experiment") -> d
     return merged
 
 
+def check_unsupervised_options(encoder: dict, turtle: dict, source: str) -> None:
+    """Check the unsupervised paradigm's ``encoder`` ({"name", ...options}) and ``turtle`` options."""
+    unsupervised.check_label_free({"encoder": encoder, "turtle": turtle}, source)
+    check_encoder(encoder, f"{source}: encoder")
+    for key, value in turtle.items():
+        if key not in TURTLE_OPTIONS:
+            raise ScorecastError(f"{source}: unknown turtle option {key!r}{did_you_mean(key, TURTLE_OPTIONS)}; allowed: {sorted(TURTLE_OPTIONS)} (seed and device come from the pipeline)")
+        if not _type_ok(value, type(TURTLE_OPTIONS[key])):
+            raise ScorecastError(f"{source}: turtle.{key} must be {type(TURTLE_OPTIONS[key]).__name__}, got {value!r}")
+
+
+_NON_EMPTY = ("scorers", "methods", "rates", "fractions", "seeds", "k_grid")
+
+
 def validate_notebook_params(params: dict, source: str) -> dict:
-    """Check a notebook's parameters (from its YAML file or parameters cell); returns them."""
+    """Check a notebook's parameters (from its YAML file or parameters cell) and build every scorer
+    and method spec, so a bad value is refused before any data is loaded; returns ``params``."""
     _check_mapping(params, NOTEBOOK_KEYS, "", source)
-    if "experiment" in params:
-        validate_experiment(params["experiment"], source)
+    experiment = validate_experiment(params["experiment"], source) if "experiment" in params else validate_experiment({}, source)
+    for key in _NON_EMPTY:
+        if key in params and not params[key]:
+            raise ScorecastError(f"{source}: {key} is empty; list at least one entry")
     for rate in params.get("rates", []):
         if not _type_ok(rate, float) or not 0 <= rate < 1:
             raise ScorecastError(f"{source}: rates entry {rate!r} must be a fraction in [0, 1)")
     for fraction in params.get("fractions", []):
         if not _type_ok(fraction, float) or not 0 < fraction < 1:
             raise ScorecastError(f"{source}: fractions entry {fraction!r} must lie in (0, 1)")
-    for seed in params.get("seeds", []):
-        if not _type_ok(seed, int):
-            raise ScorecastError(f"{source}: seeds entry {seed!r} must be an integer")
-    for key in ("scorers", "methods"):
-        for entry in params.get(key, []):
-            if not isinstance(entry, dict) or "name" not in entry:
-                raise ScorecastError(f"{source}: each {key} entry must be a mapping with a 'name', got {entry!r}")
+    for key in ("seeds", "k_grid"):
+        low = 0 if key == "seeds" else 1
+        for value in params.get(key, []):
+            if not _type_ok(value, int) or value < low:
+                raise ScorecastError(f"{source}: {key} entry {value!r} must be an integer >= {low}")
+    for key in ("augmentations", "n_examples"):
+        if key in params and params[key] < 1:
+            raise ScorecastError(f"{source}: {key} must be >= 1, got {params[key]!r}")
+    unsupervised_run = "encoder" in params or "turtle" in params
+    if unsupervised_run:
+        check_unsupervised_options(params.get("encoder", {}), params.get("turtle", {}), source)
+    paradigm = "unsupervised" if unsupervised_run else experiment["paradigm"]
+    for i, entry in enumerate(params.get("scorers", [])):
+        spec = registry.build_scorer(entry, f"{source}: scorers[{i}]")
+        registry.check_paradigm(spec, paradigm, f"{source}: scorers[{i}]")
+        if spec.scoring:
+            _check_minimum(spec.scoring, _MINIMUM["scoring"], f"scorers[{i}].scoring.", source)
+            _build_recipe({**experiment["scoring"], **spec.scoring}, f"{source}: scorers[{i}].scoring")
+    methods = [registry.build_method(entry, f"{source}: methods[{i}]") for i, entry in enumerate(params.get("methods", []))]
+    for i, spec in enumerate(methods):
+        registry.check_paradigm(spec, paradigm, f"{source}: methods[{i}]")
+    try:
+        registry.check_distinct_labels(methods)
+    except ScorecastError as err:
+        raise ScorecastError(f"{source}: methods: {err}") from None
     return params
+
+
+def _build_recipe(values: dict, where: str) -> None:
+    from .train import Recipe
+
+    try:
+        Recipe(**values)
+    except ScorecastError as err:
+        raise ScorecastError(f"{where}: {err}") from None
 
 
 def load_params(path: str | Path) -> dict:
     """Read and validate a parameter YAML file."""
     path = Path(path)
     return validate_notebook_params(_read_yaml(path), str(path))
+
+
+def parameters_cell_keys(notebook: str | Path) -> set[str]:
+    """The names the ``parameters``-tagged cell of ``notebook`` assigns (what papermill may set)."""
+    path = Path(notebook)
+    try:
+        cells = json.loads(path.read_text())["cells"]
+    except (OSError, ValueError, KeyError) as err:
+        raise ScorecastError(f"cannot read notebook {str(path)!r}: {err}") from err
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not tagged:
+        raise ScorecastError(f"{path} has no cell tagged 'parameters'")
+    tree = ast.parse("".join(tagged[0]["source"]))
+    names = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+def check_file(notebook: str | Path, path: str | Path) -> dict:
+    """Validate the parameter file ``path`` for ``notebook``: every key must be one of the notebook's
+    parameters (papermill would only warn) and every value valid. Returns the parameters."""
+    path = Path(path)
+    values = _read_yaml(path)
+    allowed = parameters_cell_keys(notebook)
+    for key in values:
+        if key not in allowed:
+            raise ScorecastError(f"{path}: {key!r} is not a parameter of {Path(notebook).name}{did_you_mean(key, allowed)}; its parameters: {sorted(allowed)}")
+    return validate_notebook_params(values, str(path))
+
+
+def main(argv: list[str]) -> int:
+    """``check NOTEBOOK PARAMS [NOTEBOOK PARAMS ...]``: validate each pair; 0 when all are valid."""
+    if len(argv) < 3 or argv[0] != "check" or len(argv) % 2 == 0:
+        print("usage: python -m scorecast.params check NOTEBOOK.ipynb PARAMS.yaml [NOTEBOOK.ipynb PARAMS.yaml ...]", file=sys.stderr)
+        return 2
+    failed = 0
+    for notebook, path in zip(argv[1::2], argv[2::2]):
+        try:
+            check_file(notebook, path)
+        except ScorecastError as err:
+            print(f"scorecast.params: {err}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
