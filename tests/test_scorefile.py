@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import scorecast
-from scorecast.scorefile import read_scores, sidecar_path, write_scores
+from scorecast.scorefile import read_scores, score_checksum, sidecar_path, write_scores
 from scorecast.validation import ScorecastError
 
 LABELS = np.array([3, 0, 1, 1, 2])
@@ -41,6 +41,8 @@ def test_sidecar_contents(score_file):
     assert sidecar_path(score_file).name == "scores.csv.json"
     assert meta["n"] == 5
     assert meta["label_checksum"] == hashlib.sha256(LABELS.astype("<i8").tobytes()).hexdigest()
+    by_hand = hashlib.sha256(SCORES.astype("<f8").tobytes() + IN_SUBSET.astype(np.uint8).tobytes() + "\n".join(SOURCE).encode())
+    assert meta["score_checksum"] == by_hand.hexdigest() == score_checksum(SCORES, IN_SUBSET, SOURCE)
     assert meta["config"] == CONFIG and meta["seed"] == 7
     assert meta["scorecast_version"] == scorecast.__version__
     assert meta["columns"] == ["index", "label", "score", "in_subset", "source"]
@@ -108,3 +110,74 @@ def test_write_errors(tmp_path, kwargs, match):
     with pytest.raises(ScorecastError, match=match):
         write_scores(tmp_path / "bad.csv", **args)
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def _rows(path):
+    """The data rows of a score file as lists of fields (header dropped)."""
+    return [line.split(",") for line in path.read_text().splitlines()[1:]]
+
+
+def _write_rows(path, rows):
+    path.write_text("index,label,score,in_subset,source\n" + "".join(",".join(row) + "\n" for row in rows))
+
+
+@pytest.mark.parametrize(
+    "row, column, value, match",
+    [
+        (1, 2, "nan", "1 NaN or infinite scores \\(first in row 1\\)"),
+        (4, 2, "inf", "NaN or infinite scores \\(first in row 4\\)"),
+        (0, 2, "-inf", "NaN or infinite"),
+        (2, 4, "predicted", r"source values \['predicted'\]"),
+        (2, 4, "NA", r"source values \['NA'\]"),
+        (2, 4, "", r"source values \[''\]"),
+    ],
+)
+def test_non_finite_scores_and_unknown_sources_are_refused_on_read(score_file, row, column, value, match):
+    rows = _rows(score_file)
+    rows[row][column] = value
+    _write_rows(score_file, rows)
+    with pytest.raises(ScorecastError, match=match) as err:
+        read_scores(score_file)
+    assert str(score_file) in str(err.value)
+
+
+@pytest.mark.parametrize("edit", ["swap two scores", "change a score", "flip in_subset", "swap the sources"])
+def test_edited_score_columns_are_detected(score_file, edit):
+    rows = _rows(score_file)
+    if edit == "swap two scores":
+        rows[0][2], rows[1][2] = rows[1][2], rows[0][2]
+    elif edit == "change a score":
+        rows[3][2] = "-4.000001"
+    elif edit == "flip in_subset":
+        rows[1][3] = "True"
+    else:
+        rows[0][4], rows[1][4] = rows[1][4], rows[0][4]
+    _write_rows(score_file, rows)
+    with pytest.raises(ScorecastError, match="score, in_subset or source column of .*checksum"):
+        read_scores(score_file)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\x89PNG\r\n\x1a\n\x00\x00binary", b"", b"index,label,score,in_subset,source\n0,3,abc,True,computed\n",
+     b"index,label,score,in_subset,source\n0,3,0.1,maybe,computed\n", b"index,label\n0,3,0.1,True,computed,extra\n"],
+    ids=["binary", "empty", "score not a number", "in_subset not a bool", "ragged rows"],
+)
+def test_unreadable_score_file_names_the_file(score_file, content):
+    score_file.write_bytes(content)
+    with pytest.raises(ScorecastError, match="score file") as err:
+        read_scores(score_file)
+    assert str(score_file) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [("{not json", "cannot read the sidecar"), ('["a list"]', "lacks"), ('{"n": 5, "columns": []}', r"lacks \['label_checksum', 'score_checksum'\]"),
+     (b"\xff\xfe\x00", "cannot read the sidecar")],
+)
+def test_damaged_sidecar_names_both_files(score_file, content, match):
+    sidecar = sidecar_path(score_file)
+    sidecar.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ScorecastError, match=match) as err:
+        read_scores(score_file)
+    assert str(score_file) in str(err.value) and str(sidecar) in str(err.value)

@@ -3,7 +3,10 @@
 ``scores.csv`` has the columns index, label, score, in_subset, source (``computed`` for scores
 from a model's own training dynamics, ``extrapolated`` for predicted ones). ``scores.csv.json``
 holds n, a checksum of the labels (so a file cannot silently be applied to another dataset or
-sample order), the full config, its seed and the scorecast version.
+sample order), a checksum of the score, in_subset and source columns (so edited or swapped
+scores are detected), the full config, its seed and the scorecast version. The reader refuses,
+naming the file, anything unreadable, NaN or infinite scores, an unknown source and any
+mismatch with the sidecar.
 """
 
 from __future__ import annotations
@@ -32,6 +35,14 @@ def sidecar_path(path: str | os.PathLike) -> Path:
 def label_checksum(labels: np.ndarray) -> str:
     """sha256 hex digest of the labels as little-endian int64."""
     return hashlib.sha256(np.ascontiguousarray(labels, dtype="<i8").tobytes()).hexdigest()
+
+
+def score_checksum(scores: np.ndarray, in_subset: np.ndarray, source: np.ndarray) -> str:
+    """sha256 hex digest of the score (n,) float64, in_subset (n,) bool and source (n,) str columns."""
+    digest = hashlib.sha256(np.ascontiguousarray(scores, dtype="<f8").tobytes())
+    digest.update(np.ascontiguousarray(in_subset, dtype=np.uint8).tobytes())
+    digest.update("\n".join(map(str, source)).encode())
+    return digest.hexdigest()
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -72,6 +83,7 @@ def write_scores(path, scores, labels, in_subset, source, config: dict) -> None:
     meta = {
         "n": n,
         "label_checksum": label_checksum(labels),
+        "score_checksum": score_checksum(scores, in_subset, source),
         "config": config,
         "seed": config.get("seed"),
         "scorecast_version": __version__,
@@ -89,12 +101,26 @@ def write_scores(path, scores, labels, in_subset, source, config: dict) -> None:
     _write_atomic(sidecar_path(path), meta_text)
 
 
+def _read_sidecar(path: Path, meta_path: Path) -> dict:
+    """The sidecar of score file ``path`` as a dict with at least n, columns and both checksums."""
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ScorecastError(f"cannot read the sidecar {meta_path} of score file {path} ({err}); rewrite both with write_scores") from err
+    required = ("n", "columns", "label_checksum", "score_checksum")
+    missing = [key for key in required if key not in meta] if isinstance(meta, dict) else list(required)
+    if missing:
+        raise ScorecastError(f"the sidecar {meta_path} of score file {path} lacks {missing}; rewrite both with write_scores")
+    return meta
+
+
 def read_scores(path, labels=None) -> pd.DataFrame:
     """Read a score file, checking it against its sidecar and, if given, the dataset's labels.
 
     labels: optional (n,) labels of the dataset the scores will be applied to, in canonical order.
     Returns a DataFrame with columns index, label, score, in_subset, source (one row per sample,
-    in dataset order); the sidecar dict is in ``frame.attrs["sidecar"]``.
+    in dataset order); the sidecar dict is in ``frame.attrs["sidecar"]``. Every problem raises a
+    ScorecastError naming the file.
     """
     path = Path(path)
     meta_path = sidecar_path(path)
@@ -102,10 +128,14 @@ def read_scores(path, labels=None) -> pd.DataFrame:
         raise ScorecastError(f"score file {path} does not exist")
     if not meta_path.is_file():
         raise ScorecastError(f"score file {path} has no sidecar {meta_path}; rewrite it with write_scores")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    frame = pd.read_csv(
-        path, dtype={"index": np.int64, "label": np.int64, "score": np.float64, "in_subset": bool, "source": str}
-    )
+    meta = _read_sidecar(path, meta_path)
+    try:
+        frame = pd.read_csv(
+            path, dtype={"index": np.int64, "label": np.int64, "score": np.float64, "in_subset": bool, "source": str},
+            keep_default_na=False, na_values={"score": ["nan", "NaN", "NA", ""]},  # a missing source stays a string
+        )
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ScorecastError(f"cannot read score file {path} ({err}); it is damaged or not a score file: rewrite it with write_scores") from err
     if list(frame.columns) != meta["columns"]:
         raise ScorecastError(
             f"score file {path} has columns {list(frame.columns)}; its sidecar lists {meta['columns']}"
@@ -115,9 +145,20 @@ def read_scores(path, labels=None) -> pd.DataFrame:
             f"score file {path} has {len(frame)} rows but its sidecar says n={meta['n']} "
             "(rows must be indices 0..n-1 in order); the file was modified or truncated"
         )
+    scores = frame["score"].to_numpy()
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        raise ScorecastError(f"score file {path} has {int(bad.sum())} NaN or infinite scores (first in row {int(np.argmax(bad))}); scores must be finite")
+    unknown = sorted(set(frame["source"]) - set(SOURCES))
+    if unknown:
+        raise ScorecastError(f"score file {path} has source values {unknown}; allowed: {list(SOURCES)}")
     file_labels = frame["label"].to_numpy()
     if label_checksum(file_labels) != meta["label_checksum"]:
         raise ScorecastError(f"the label column of {path} does not match its sidecar's checksum; the file was modified")
+    if score_checksum(scores, frame["in_subset"].to_numpy(), frame["source"].to_numpy()) != meta["score_checksum"]:
+        raise ScorecastError(
+            f"the score, in_subset or source column of {path} does not match its sidecar's checksum; the file was modified"
+        )
     if labels is not None:
         labels = as_label_vector("labels", labels)
         if labels.shape != file_labels.shape or not np.array_equal(labels, file_labels):
