@@ -1,25 +1,42 @@
-"""Browser check: headless Chromium (Debian package) renders results/smoke/index.html and one
-executed notebook's HTML; every figure image must be present and loaded (naturalWidth > 0).
+"""Browser check of the rendered results: headless Chromium (Debian package) opens results/smoke/index.html
+and the rendered notebooks; every image must load, every link must resolve, and no page may show stderr
+output, an absolute machine path or a table printed as text.
 
 Chromium is driven over the DevTools protocol with websocket-client; ./run_all.sh --tests installs
-Debian's chromium when it is missing."""
+Debian's chromium when it is missing.
 
+Screenshots for reviewers (index and the fig2/tab2/fig3 pages at 1400 px width), run once on final results:
+    .venv/bin/python tests/test_browser.py results/cpu      # writes results/cpu/screens/*.png
+"""
+
+from __future__ import annotations
+
+import base64
 import json
+import os
+import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import websocket
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "results" / "smoke"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+RESULTS = Path(os.environ.get("SCORECAST_BROWSER_RESULTS", ROOT / "results" / "smoke"))  # another folder: to check fresh pages
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--hide-scrollbars",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENS = ("index", "fig2_accuracy_vs_pruning_rate", "tab2_extrapolation_correlation", "fig3_time_vs_accuracy")
+WIDTH = 1400
+MAX_HEIGHT = 12000  # px; a longer page is cut (Chromium cannot capture arbitrarily tall images)
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:home|root|work|tmp|Users|opt|usr|var)/[\w.-]+")
 
 
 def _free_port() -> int:
@@ -28,66 +45,168 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def browser():
+@contextmanager
+def chromium():
+    """A headless Chromium; yields the base URL of its DevTools endpoint."""
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     assert binary, "chromium is not installed: run ./run_all.sh --tests (it installs Debian's chromium)"
     port = _free_port()
     profile = tempfile.mkdtemp()
     proc = subprocess.Popen([binary, *FLAGS, f"--remote-debugging-port={port}", f"--remote-allow-origins=http://127.0.0.1:{port}",
-                             f"--user-data-dir={profile}", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             f"--user-data-dir={profile}", "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"{base}/json/version", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    yield base
-    proc.kill()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
-def _images_after_load(base: str, url: str) -> list[dict]:
-    """Navigate a new tab to ``url``, wait for its load event, return [{src, naturalWidth}] of every <img>."""
-    request = urllib.request.Request(f"{base}/json/new?about:blank", method="PUT")
-    target = json.load(urllib.request.urlopen(request, timeout=10))
-    ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=30)
-
-    def call(message_id: int, method: str, params: dict | None = None) -> dict:
-        ws.send(json.dumps({"id": message_id, "method": method, "params": params or {}}))
-        while True:
-            message = json.loads(ws.recv())
-            if message.get("id") == message_id:
-                return message
-
     try:
-        call(1, "Page.enable")
-        call(2, "Page.navigate", {"url": url})
-        while json.loads(ws.recv()).get("method") != "Page.loadEventFired":
-            pass
-        expression = "JSON.stringify(Array.from(document.images).map(i => ({src: i.src, naturalWidth: i.naturalWidth})))"
-        reply = call(3, "Runtime.evaluate", {"expression": expression})
-        return json.loads(reply["result"]["result"]["value"])
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(f"{base}/json/version", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield base
     finally:
-        ws.close()
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(profile, ignore_errors=True)
 
 
-def test_index_shows_every_figure(browser):
+class Page:
+    """One tab, navigated to ``url`` at ``WIDTH`` px and loaded; ``evaluate`` runs JavaScript in it."""
+
+    def __init__(self, base: str, url: str):
+        request = urllib.request.Request(f"{base}/json/new?about:blank", method="PUT")
+        target = json.load(urllib.request.urlopen(request, timeout=10))
+        self.ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=60)
+        self.next_id = 0
+        self.call("Page.enable")
+        self.call("Emulation.setDeviceMetricsOverride", {"width": WIDTH, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+        self.call("Page.navigate", {"url": url})
+        while json.loads(self.ws.recv()).get("method") != "Page.loadEventFired":
+            pass
+
+    def call(self, method: str, params: dict | None = None) -> dict:
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params or {}}))
+        while True:
+            message = json.loads(self.ws.recv())
+            if message.get("id") == self.next_id:
+                assert "error" not in message, f"{method}: {message['error']}"
+                return message["result"]
+
+    def evaluate(self, expression: str):
+        reply = self.call("Runtime.evaluate", {"expression": f"JSON.stringify({expression})"})
+        return json.loads(reply["result"]["value"])
+
+    def screenshot(self, path: Path) -> Path:
+        """Whole page at ``WIDTH`` px (cut at ``MAX_HEIGHT``) as PNG."""
+        height = min(self.call("Page.getLayoutMetrics")["cssContentSize"]["height"], MAX_HEIGHT)
+        shot = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
+                                                    "clip": {"x": 0, "y": 0, "width": WIDTH, "height": height, "scale": 1}})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
+    def close(self):
+        self.ws.close()
+
+
+@contextmanager
+def page(base: str, path: Path):
+    tab = Page(base, path.resolve().as_uri())
+    try:
+        yield tab
+    finally:
+        tab.close()
+
+
+def broken_links(tab: Page) -> list[str]:
+    """Links of the page (a href, img src) to local files that do not exist; web links are not fetched."""
+    urls = tab.evaluate("[...Array.from(document.links).map(a => a.href), ...Array.from(document.images).map(i => i.src)]")
+    broken = []
+    for url in urls:
+        parsed = urllib.parse.urlparse(url)
+        if parsed.scheme == "file" and not Path(urllib.parse.unquote(parsed.path)).exists():
+            broken.append(url)
+    return broken
+
+
+def screenshots(folder: Path, base: str | None = None) -> list[Path]:
+    """Write ``<folder>/screens/<page>.png`` for the index and the fig2/tab2/fig3 pages (those present)."""
+    if base is None:
+        with chromium() as started:
+            return screenshots(folder, started)
+    out = []
+    for name in SCREENS:
+        html = folder / f"{name}.html"
+        if html.exists():
+            with page(base, html) as tab:
+                out.append(tab.screenshot(folder / "screens" / f"{name}.png"))
+    return out
+
+
+def page_problems(html: Path) -> list[str]:
+    """What a rendered notebook page must not contain: stderr output, absolute machine paths, tables printed as text."""
+    text = html.read_text()
+    problems = []
+    if "application/vnd.jupyter.stderr" in text:
+        problems.append("stderr output")
+    outputs = "".join(re.findall(r'<div class="jp-OutputArea-output.*?</div>', text, re.S))
+    paths = sorted(set(ABSOLUTE_PATH.findall(outputs)))
+    if paths:
+        problems.append(f"absolute paths {paths[:3]}")
+    if re.search(r"<pre>\s*scorer\s+(method|setting)\s", text):
+        problems.append("a table printed as text")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as base:
+        yield base
+
+
+def test_index_images_load_and_links_resolve(browser):
     index = RESULTS / "index.html"
     assert index.exists(), "results/smoke/index.html is missing: run ./run_all.sh"
-    images = _images_after_load(browser, index.as_uri())
-    figures = sorted(RESULTS.glob("*.png"))
+    with page(browser, index) as tab:
+        images = tab.evaluate("Array.from(document.images).map(i => ({src: i.src, width: i.naturalWidth}))")
+        assert not broken_links(tab)
+    figures = sorted(RESULTS.rglob("*.png"))
     assert figures, "results/smoke has no figures"
-    assert len(images) == len(figures)
-    broken = [i["src"] for i in images if i["naturalWidth"] <= 0]
-    assert not broken, f"images that did not load: {broken}"
+    assert len(images) == len([f for f in figures if "screens" not in f.parts])
+    assert not [i["src"] for i in images if i["width"] <= 0], "images that did not load"
 
 
-def test_rendered_notebook_shows_its_figure(browser):
-    page = RESULTS / "quickstart.html"
-    assert page.exists(), "results/smoke/quickstart.html is missing: run ./run_all.sh"
-    images = _images_after_load(browser, page.as_uri())
-    assert images, "the rendered quick-start notebook holds no images"
-    assert all(i["naturalWidth"] > 0 for i in images)
+def test_rendered_pages_show_their_figure_and_nothing_they_should_not(browser):
+    pages = sorted(RESULTS.glob("*.html"))
+    assert len(pages) > 1
+    problems = {p.name: page_problems(p) for p in pages if p.name != "index.html"}
+    assert not {k: v for k, v in problems.items() if v}
+    with page(browser, RESULTS / "quickstart.html") as tab:
+        widths = tab.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
+        tables = tab.evaluate("document.querySelectorAll('.jp-OutputArea-output table').length")
+    assert widths and all(w > 0 for w in widths), "the rendered quick-start notebook shows no figure"
+    assert tables >= 1, "the rendered quick-start notebook holds no HTML table"
+
+
+def test_page_checks_catch_what_they_look_for(tmp_path):
+    bad = tmp_path / "bad.html"
+    bad.write_text('<div class="jp-OutputArea-output" data-mime-type="application/vnd.jupyter.stderr">'
+                   "<pre>/work/main/.venv/lib/x.py:1: FutureWarning</pre></div><pre>scorer  method  top1</pre>")
+    assert len(page_problems(bad)) == 3
+    good = tmp_path / "good.html"
+    good.write_text('<div class="jp-OutputArea-output"><table><tr><td>results/smoke/x.csv 0.5</td></tr></table></div>')
+    assert page_problems(good) == []
+
+
+def test_screenshots_are_taken_at_reviewer_width(browser, tmp_path):
+    (tmp_path / "index.html").write_text("<!doctype html><body style='margin:0'><div style='height:2000px;background:#eee'>x</div></body>")
+    (tmp_path / "tab2_extrapolation_correlation.html").write_text("<p>table</p>")
+    shots = screenshots(tmp_path, browser)
+    assert [s.name for s in shots] == ["index.png", "tab2_extrapolation_correlation.png"]
+    header = shots[0].read_bytes()[16:24]  # PNG IHDR: width, height (big-endian)
+    assert int.from_bytes(header[:4], "big") == WIDTH and int.from_bytes(header[4:], "big") >= 2000
+
+
+if __name__ == "__main__":
+    for shot in screenshots(Path(sys.argv[1] if len(sys.argv) > 1 else "results/smoke")):
+        print(shot)

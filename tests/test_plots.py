@@ -60,3 +60,9 @@ def test_long_table_joins_mean_and_std_and_sorts():
 def test_show_table_prints_the_text_form_outside_a_notebook(capsys):
     plots.show_table(pd.DataFrame({"method": ["a"], "x": [-0.0001]}))
     assert capsys.readouterr().out.split() == ["method", "x", "a", "0.000"]  # -0.0 printed as 0.000
+
+
+def test_labels_of_no_family_get_distinct_colours():
+    colours = plots.palette(["true (full run)", "subset run (its own samples)", "knn(k=10)"])
+    assert len(set(colours.values())) == 3
+    assert colours["knn(k=10)"] == plots.METHOD_STYLES["knn"][0]

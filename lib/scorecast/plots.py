@@ -49,7 +49,9 @@ METHOD_STYLES: dict[str, tuple[str, str]] = {
     "sampling": ("#bcbd22", "h"),
     "subset_random": ("#17becf", "d"),
 }
-_OTHER = ("#393b79", "p")
+#: Colours for labels outside METHOD_STYLES (ceilings, metrics, score sources), in order of appearance.
+_OTHER_COLOURS = ("#393b79", "#637939", "#8c6d31", "#843c39", "#5254a3")
+_OTHER_MARKER = "p"
 
 
 def method_family(label: str) -> str:
@@ -59,11 +61,17 @@ def method_family(label: str) -> str:
 
 def palette(labels) -> dict[str, str]:
     """label -> colour for seaborn's ``palette=``: the family's colour; a second, third ... label of the
-    same family gets a lighter shade of it (e.g. GNN with and without labels)."""
-    out, seen = {}, {}
+    same family gets a lighter shade of it (e.g. GNN with and without labels). Labels of no known family
+    (a ceiling, a metric) take the next of a few other colours."""
+    out, seen, others = {}, {}, 0
     for label in dict.fromkeys(labels):
-        colour = METHOD_STYLES.get(method_family(label), _OTHER)[0]
-        n = seen[method_family(label)] = seen.get(method_family(label), -1) + 1
+        family = method_family(label)
+        if family in METHOD_STYLES:
+            colour = METHOD_STYLES[family][0]
+        else:
+            colour, others = _OTHER_COLOURS[others % len(_OTHER_COLOURS)], others + 1
+            family = label
+        n = seen[family] = seen.get(family, -1) + 1
         rgb = np.array(matplotlib.colors.to_rgb(colour))
         out[label] = matplotlib.colors.to_hex(rgb + (1 - rgb) * min(0.45 * n, 0.8))
     return out
@@ -71,7 +79,7 @@ def palette(labels) -> dict[str, str]:
 
 def markers(labels) -> dict[str, str]:
     """label -> marker for seaborn's ``markers=``: the family's marker."""
-    return {label: METHOD_STYLES.get(method_family(label), _OTHER)[1] for label in dict.fromkeys(labels)}
+    return {label: METHOD_STYLES.get(method_family(label), (None, _OTHER_MARKER))[1] for label in dict.fromkeys(labels)}
 
 
 def set_style() -> None:
@@ -272,7 +280,7 @@ def line_over_seeds(table: pd.DataFrame, x: str, y: str, hue: str = "method", ax
                  errorbar="sd", err_style="bars", ax=ax, err_kws={"capsize": 3})
     ax.set_xlabel(xlabel or x)
     ax.set_ylabel(ylabel or y)
-    ax.legend(title=None, fontsize="small")
+    ax.legend(title=None, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes: never over a line
     return ax
 
 

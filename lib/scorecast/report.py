@@ -306,6 +306,9 @@ class _Markdown(str):
     def _repr_markdown_(self) -> str:
         return str(self)
 
+    def __repr__(self) -> str:
+        return str(self)
+
 
 def tiers_table(notebook: str) -> _Markdown:
     """Markdown table of ``notebook``'s settings in every tier, read from ``params/<tier>/<notebook>.yaml``
