@@ -240,8 +240,8 @@ def _check_labels(source: str, labels, n: int, num_classes: int | None = None, f
         raise ScorecastError(f"{source}: holds no samples")
     last = None if num_classes is None else first_label + num_classes - 1
     if labels.min() < first_label or (last is not None and labels.max() > last):
-        allowed = f"[{first_label}, {last}]" if last is not None else f"integers >= {first_label}"
-        raise ScorecastError(f"{source}: labels range from {labels.min()} to {labels.max()}; they must lie in {allowed}")
+        allowed = f"lie in [{first_label}, {last}]" if last is not None else f"be >= {first_label}"
+        raise ScorecastError(f"{source}: labels range from {labels.min()} to {labels.max()}; they must {allowed}")
     return labels.astype(np.int64) - first_label
 
 
