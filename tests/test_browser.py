@@ -147,14 +147,15 @@ def page_problems(html: Path) -> list[str]:
     """What a rendered notebook page must not contain: stderr output, absolute machine paths, tables printed as text."""
     text = html.read_text()
     problems = []
-    if "application/vnd.jupyter.stderr" in text:
+    if 'data-mime-type="application/vnd.jupyter.stderr"' in text:  # an output element (the stylesheet names it too)
         problems.append("stderr output")
     outputs = "".join(re.findall(r'<div class="jp-OutputArea-output.*?</div>', text, re.S))
     paths = sorted(set(ABSOLUTE_PATH.findall(outputs)))
     if paths:
         problems.append(f"absolute paths {paths[:3]}")
-    if re.search(r"<pre>\s*scorer\s+(method|setting)\s", text):
-        problems.append("a table printed as text")
+    printed = re.findall(r'data-mime-type="(?:text/plain|application/vnd.jupyter.stdout)"[^>]*>\s*<pre>(.*?)</pre>', text, re.S)
+    if any(sum(len(re.findall(r"\d\.\d{2,}", line)) >= 2 for line in block.splitlines()) >= 4 for block in printed):
+        problems.append("a table printed as text")  # four or more printed lines of numbers
     return problems
 
 
@@ -191,7 +192,9 @@ def test_rendered_pages_show_their_figure_and_nothing_they_should_not(browser):
 def test_page_checks_catch_what_they_look_for(tmp_path):
     bad = tmp_path / "bad.html"
     bad.write_text('<div class="jp-OutputArea-output" data-mime-type="application/vnd.jupyter.stderr">'
-                   "<pre>/work/main/.venv/lib/x.py:1: FutureWarning</pre></div><pre>scorer  method  top1</pre>")
+                   "<pre>/work/main/.venv/lib/x.py:1: FutureWarning</pre></div>"
+                   '<div class="jp-RenderedText" data-mime-type="text/plain" tabindex="0"><pre>a top1 spearman\n'
+                   + "".join(f"m{i} 0.51{i} 0.30{i}\n" for i in range(4)) + "</pre></div>")
     assert len(page_problems(bad)) == 3
     good = tmp_path / "good.html"
     good.write_text('<div class="jp-OutputArea-output"><table><tr><td>results/smoke/x.csv 0.5</td></tr></table></div>')

@@ -231,7 +231,8 @@ def write_index(folder: str | Path, reproduction: str | Path | None = None) -> P
         if artefact.group != group:
             group = artefact.group
             sections.append(f"<h2>{html.escape(group)}</h2>")
-        parts = [f'<h3 id="{name}"><a href="{runs[0]}.html">{html.escape(_title(folder / f"{runs[0]}.ipynb"))}</a></h3>']
+        target = f"{runs[0]}.html" if (folder / f"{runs[0]}.html").exists() else f"{runs[0]}.ipynb"
+        parts = [f'<h3 id="{name}"><a href="{target}">{html.escape(_title(folder / f"{runs[0]}.ipynb"))}</a></h3>']
         if artefact.shows:
             parts.append(f"<p>{html.escape(artefact.shows)}</p>")
         facts = []
