@@ -14,18 +14,23 @@ digits         scikit-learn's bundled 8x8 digits; seeded stratified 80/20 split 
 cifar10/100    torchvision's pickled batches (``cifar-10-batches-py`` / ``cifar-100-python``
                under ``root``), in file order (data_batch_1..5, test_batch / train, test);
                CIFAR-100 uses the fine labels. ``download=True`` fetches via torchvision.
-imagefolder    ``root/<split>/<class>/<file>``; classes sorted by name (CIFAR-10's JPEG copy
-               then gets CIFAR's canonical label order), samples by class then file name.
+imagefolder    ``root/<split>/<class>/<file>``; classes are the train split's class folders
+               sorted by name (CIFAR-10's JPEG copy then gets CIFAR's canonical label order),
+               also for the test split (which may lack a class, never add one); samples by
+               class then file name. Empty class folders are refused.
 places365      torchvision's Places365 layout (small 256px images; split train = train-standard,
                test = val), in file-list order; resized to 80 px (train crop 64, test centre 64).
 imagenet64     downsampled ImageNet npz batches (``train_data_batch_1..10.npz``,
                ``val_data.npz``; ``data`` (n, 12288) CHW-flattened, ``labels`` 1-based ->
                0-based), in batch then row order.
-npz            ``root/<split>.npz`` with arrays ``image`` (n, H, W, C) uint8 and ``label`` (n,),
-               e.g. the 1M synthetic CIFAR-100; row order.
+npz            ``root/<split>.npz`` with arrays ``image`` (n, H, W, C) uint8 and ``label`` (n,)
+               integer, e.g. the 1M synthetic CIFAR-100; row order.
 fashion-mnist  IDX files (``train-images-idx3-ubyte[.gz]`` ...; Debian's package puts them in
                /usr/share/datasets/fashion-mnist), in file order.
 ============== ============================================================================
+
+Loaders never cast what they read: images must be stored as uint8 and labels as integers in
+range, or the load fails with a ScorecastError naming the file, the dtype or range found and the fix.
 """
 
 from __future__ import annotations
