@@ -22,7 +22,6 @@ Prints one line per probe, then the counts per module and in total. Needs no dat
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import multiprocessing
 import os
@@ -32,6 +31,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 os.environ.setdefault("SCORECAST_QUIET", "1")
 
@@ -45,7 +45,7 @@ from scorecast.data import load_dataset  # noqa: E402
 from scorecast.scorefile import read_scores, sidecar_path, write_scores  # noqa: E402
 from scorecast.validation import ScorecastError  # noqa: E402
 
-PROBES: list[tuple[str, str, str | None, callable]] = []
+PROBES: list[tuple[str, str, str | None, Callable[[Path], str | None]]] = []
 
 
 class Silent(Exception):
