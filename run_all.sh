@@ -90,6 +90,11 @@ if [ ${#notebooks[@]} -eq 0 ]; then
     [ -f "notebooks/${name%%--*}.ipynb" ] && notebooks+=("$name")
   done
 fi
+# Every parameter file is checked against its notebook before any notebook runs: unknown keys
+# (papermill would only warn), bad scorer/method options and impossible values stop the batch here.
+pairs=()
+for name in "${notebooks[@]}"; do pairs+=("notebooks/${name%%--*}.ipynb" "params/$tier/$name.yaml"); done
+"$PY" -m scorecast.params check "${pairs[@]}" || { echo "run_all.sh: fix the parameter file(s) named above; no notebook was run" >&2; exit 2; }
 for name in "${notebooks[@]}"; do
   notebook=${name%%--*}
   [ -f "notebooks/$notebook.ipynb" ] || { echo "run_all.sh: no notebook notebooks/$notebook.ipynb" >&2; exit 2; }

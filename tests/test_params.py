@@ -1,10 +1,13 @@
 """scorecast.params: the schema of experiment configs and notebook parameter files; every bad value
 stops the run with a message naming the key and the file."""
 
+import subprocess
+from pathlib import Path
+
 import pytest
 import yaml
 
-from scorecast.params import DEFAULT_EXPERIMENT, load_params, validate_experiment, validate_notebook_params
+from scorecast.params import DEFAULT_EXPERIMENT, check_file, load_params, main, validate_experiment, validate_notebook_params
 from scorecast.validation import ScorecastError
 
 SOURCE = "params/test/nb.yaml"
@@ -67,7 +70,7 @@ def test_wrong_type(experiment, key):
     [
         ({"scoring": {"epochs": 0}}, "experiment.scoring.epochs must be >= 1"),
         ({"retrain": {"epochs": -3}}, "experiment.retrain.epochs must be >= 1"),
-        ({"model": "resnet9000"}, "experiment.model='resnet9000'; allowed: ['resnet18'"),
+        ({"model": "resnet9000"}, "experiment.model='resnet9000'; allowed: ["),
         ({"data": {"name": "mnist"}}, "experiment.data.name='mnist'; allowed: ['cifar10'"),
         ({"data": {"root": "/data"}}, "experiment.data needs a name"),
         ({"paradigm": "unsupervised"}, "experiment.paradigm='unsupervised'; allowed: ['supervised', 'adversarial']"),
@@ -138,6 +141,29 @@ def test_experiment_as_yaml_path(tmp_path):
         ({"cache_dir": 3}, "cache_dir must be str or NoneType"),
         ({"n_exampels": 3}, "unknown key 'n_exampels'"),
         ({"experiment": {"scoring": {"epochs": 0}}}, "experiment.scoring.epochs must be >= 1"),
+        ({"ratez": [0.5]}, "unknown key 'ratez' (did you mean 'rates'?)"),
+        # late checks: refused here, not deep inside torch/numpy after training
+        ({"seeds": [0, -1]}, "seeds entry -1 must be an integer >= 0"),
+        ({"k_grid": [0, 5]}, "k_grid entry 0 must be an integer >= 1"),
+        ({"experiment": {"scoring": {"weight_decay": -1e-4}}}, "experiment.scoring.weight_decay must be >= 0"),
+        ({"experiment": {"retrain": {"weight_decay": -1}}}, "experiment.retrain.weight_decay must be >= 0"),
+        ({"experiment": {"scoring": {"momentum": -0.9}}}, "experiment.scoring.momentum must be >= 0"),
+        ({"scorers": [{"name": "tdds", "scoring": {"weight_decay": -1}}]}, "scorers[0].scoring.weight_decay must be >= 0"),
+        ({"experiment": {"data": {"name": "digits", "crop": 0}}}, "experiment.data.crop must be >= 1"),
+        ({"experiment": {"data": {"name": "digits", "pad": -1}}}, "experiment.data.pad must be >= 0"),
+        ({"experiment": {"data": {"name": "digits", "limit": 0}}}, "experiment.data.limit must be >= 1"),
+        ({"experiment": {"test_data": {"name": "digits", "crop": 0}}}, "experiment.test_data.crop must be >= 1"),
+        ({"experiment": {"record": {"trajectory_length": 0}}}, "experiment.record.trajectory_length must be >= 1"),
+        ({"experiment": {"eval_attack_steps": 0}}, "experiment.eval_attack_steps must be >= 1"),
+        ({"scorers": []}, "scorers is empty"),
+        ({"methods": []}, "methods is empty"),
+        ({"rates": []}, "rates is empty"),
+        ({"seeds": []}, "seeds is empty"),
+        ({"fractions": []}, "fractions is empty"),
+        ({"n_examples": 0}, "n_examples must be >= 1"),
+        ({"scorers": [{"name": "du", "windw": 5}]}, "scorers[0]: unknown option 'windw' for du (did you mean 'window'?)"),
+        ({"methods": [{"name": "knn", "kk": 10}]}, "methods[0]: unknown option 'kk' for knn (did you mean 'k'?)"),
+        ({"methods": [{"name": "knm"}]}, "methods[0].name='knm' is not a method (did you mean 'knn'?)"),
     ],
 )
 def test_notebook_params(params, message):
@@ -166,3 +192,45 @@ def test_load_params_bad_files(tmp_path):
     assert load_params(_write(tmp_path / "empty.yaml", "")) == {}
     good = load_params(_write(tmp_path / "good.yaml", {"rates": [0.5], "experiment": {"scoring": {"epochs": 2}}}))
     assert good["rates"] == [0.5]
+
+
+NOTEBOOK = "notebooks/quickstart.ipynb"
+
+
+def test_check_refuses_keys_the_notebook_does_not_take(tmp_path):
+    good = yaml.safe_load(open("params/smoke/quickstart.yaml"))
+    assert check_file(NOTEBOOK, _write(tmp_path / "good.yaml", good)) == good
+    with pytest.raises(ScorecastError) as err:
+        check_file(NOTEBOOK, _write(tmp_path / "typo.yaml", {**good, "ratez": [0.5]}))
+    assert "typo.yaml" in str(err.value) and "'ratez' is not a parameter of quickstart.ipynb (did you mean 'rates'?)" in str(err.value)
+    with pytest.raises(ScorecastError, match="'k_grid' is not a parameter of quickstart.ipynb"):  # a valid key of other notebooks
+        check_file(NOTEBOOK, _write(tmp_path / "other.yaml", {**good, "k_grid": [5]}))
+    with pytest.raises(ScorecastError, match="cannot read parameter file .*syntax.yaml"):
+        check_file(NOTEBOOK, _write(tmp_path / "syntax.yaml", "rates: [0.1\n"))
+
+
+def test_check_command_reports_every_bad_file(tmp_path, capsys):
+    good = "params/smoke/quickstart.yaml"
+    bad = _write(tmp_path / "bad.yaml", {"scorers": [{"name": "du", "windw": 3}]})
+    assert main(["check", NOTEBOOK, good]) == 0
+    assert main(["check", NOTEBOOK, str(bad), NOTEBOOK, good]) == 1
+    assert "bad.yaml: scorers[0]: unknown option 'windw'" in capsys.readouterr().err
+    assert main(["check", NOTEBOOK]) == 2  # a notebook without its parameter file
+
+
+def test_run_all_refuses_a_misspelt_option_before_running_any_notebook():
+    """./run_all.sh on a parameter file with a misspelt option stops in its check, naming the key,
+    before papermill starts (no output folder, no notebook heading)."""
+    name = "quickstart--typo-test-params"
+    path = Path("params/smoke") / f"{name}.yaml"
+    text = Path("params/smoke/quickstart.yaml").read_text().replace("window: 10", "windw: 10")
+    assert "windw" in text
+    path.write_text(text)
+    try:
+        done = subprocess.run(["./run_all.sh", name], capture_output=True, text=True, timeout=300)
+    finally:
+        path.unlink()
+    assert done.returncode != 0
+    assert f"{name}.yaml: scorers[0]: unknown option 'windw' for du (did you mean 'window'?)" in done.stderr
+    assert "no notebook was run" in done.stderr and f"== smoke: {name}" not in done.stdout
+    assert not Path(f"results/smoke/{name}").exists()

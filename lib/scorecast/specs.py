@@ -26,6 +26,7 @@ import typing
 from dataclasses import dataclass
 from typing import ClassVar
 
+from .train import Recipe
 from .validation import ScorecastError
 
 spec = dataclass(frozen=True, eq=False)  # equality and hash come from Spec (type + options as written)
@@ -164,7 +165,7 @@ def check_encoder(encoder: dict, where: str) -> None:
 
 _GIVEN = dataclasses.field(default_factory=dict, repr=False)
 VIEWS = ("clean", "adv")
-RECIPE_KEYS = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "momentum", "nesterov", "schedule")
+RECIPE_KEYS = tuple(f.name for f in dataclasses.fields(Recipe))
 
 
 # ============================================================================ scorers
