@@ -66,3 +66,8 @@ def test_labels_of_no_family_get_distinct_colours():
     colours = plots.palette(["true (full run)", "subset run (its own samples)", "knn(k=10)"])
     assert len(set(colours.values())) == 3
     assert colours["knn(k=10)"] == plots.METHOD_STYLES["knn"][0]
+
+
+def test_true_scores_take_the_full_runs_style():
+    assert plots.method_family("true (full run)") == "full"
+    assert plots.palette(["true (full run)"])["true (full run)"] == plots.METHOD_STYLES["full"][0]

@@ -55,8 +55,10 @@ _OTHER_MARKER = "p"
 
 
 def method_family(label: str) -> str:
-    """The family of a method label: ``"gnn(k=10, labels=True) @ 0.2"`` -> ``"gnn"``; unknown names as given."""
-    return re.split(r"[(@ ]", str(label).strip(), maxsplit=1)[0]
+    """The family of a method label: ``"gnn(k=10, labels=True) @ 0.2"`` -> ``"gnn"``, ``"true (full run)"`` ->
+    ``"full"`` (the full run's scores); unknown names as given."""
+    family = re.split(r"[(@ ]", str(label).strip(), maxsplit=1)[0]
+    return "full" if family == "true" else family
 
 
 def palette(labels) -> dict[str, str]:
