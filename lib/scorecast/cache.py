@@ -109,8 +109,8 @@ def _locked(folder: Path, wait: bool = True) -> Iterator[bool]:
 
 
 def _log(stage: str, folder: Path, message: str) -> None:
-    """One line per stage on stdout, unless SCORECAST_QUIET is set to anything but 0."""
-    if os.environ.get("SCORECAST_QUIET", "0") in ("", "0"):
+    """One line per stage on stdout, unless ``SCORECAST_QUIET=1`` (batch runs and tests), as train.quiet."""
+    if os.environ.get("SCORECAST_QUIET") != "1":
         print(f"[scorecast] {stage} {folder.name[:8]}: {message}", flush=True)
 
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from . import cache
 from .paths import project_root
 
 PROVENANCE = "provenance.json"
@@ -42,23 +43,13 @@ def code_hash(tier: str, root: Path | None = None) -> str:
     return digest.hexdigest()[:16]
 
 
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), else platform.processor()."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine() -> dict:
-    """The settings that change float results: torch threads, CPU model, ATen CPU capability."""
+    """The cache's float-relevant settings (threads, CPU model, ATEN_CPU_CAPABILITY) plus the
+    capability torch actually uses and the torch and Python versions."""
     import torch
 
-    return {"threads": torch.get_num_threads(), "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "torch": torch.__version__, "python": platform.python_version()}
+    return {**cache.machine(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
+            "python": platform.python_version()}
 
 
 def _commit(root: Path) -> str | None:
