@@ -12,7 +12,7 @@ from scorecast.params import validate_notebook_params
 from scorecast.registry import METHODS, SCORERS, build_method, build_scorer, method_label
 from scorecast.validation import ScorecastError
 
-SPEC_TYPES = [(build_scorer, t) for t in specs.SCORER_SPECS] + [(build_method, t) for t in specs.METHOD_SPECS]
+SPEC_TYPES = [(build_scorer, t) for t, _ in SCORERS.values()] + [(build_method, t) for t, _ in METHODS.values()]
 OPTIONS = [(build, t, name) for build, t in SPEC_TYPES for name in t.options()]
 ids = [f"{t.name}.{name}" for _, t, name in OPTIONS]
 

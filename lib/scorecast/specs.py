@@ -26,6 +26,7 @@ import typing
 from dataclasses import dataclass
 from typing import ClassVar
 
+from .proxy import FEATURES
 from .train import Recipe
 from .validation import ScorecastError
 
@@ -369,16 +370,13 @@ class SubsetPlusRandom(Extrapolator):
     seed: int | None = option(None, low=0)
 
 
-PROXY_KINDS = ("p1mp", "aug_std", "entropy", "margin")  # = scorecast.proxy.FEATURES
-
-
 @spec
 class Proxy(MethodSpec):
     """Proxy uncertainty (:func:`scorecast.proxy.proxy_uncertainty`): feature ``kind`` of the subset
     model's softmax over ``augmentations`` K views (view 0 clean)."""
 
     name: ClassVar[str] = "proxy"
-    kind: str = option("aug_std", choices=PROXY_KINDS)
+    kind: str = option("aug_std", choices=FEATURES)
     augmentations: int = option(8, low=1)
 
     def check(self, where: str) -> None:
@@ -406,6 +404,3 @@ class Stacked(MethodSpec):
     k: int = option(10, low=1)
     folds: int = option(2, low=2)
 
-
-SCORER_SPECS = (DU, TDDS, EL2N, Forgetting, RandomScorer)
-METHOD_SPECS = (Full, RandomMethod, Prototypes, ZCore, KNN, GNN, MLP, ScoreSampling, SubsetPlusRandom, Proxy, Hybrid, Stacked)
