@@ -53,7 +53,7 @@ def diff(folders: list[Path], reference: Path) -> None:
             ref = stored[name]
             for column in table.columns:
                 if column in ref.columns and table[column].dtype.kind == "f" and len(table) == len(ref):
-                    quantity = quantity_of(column, tolerances)
+                    quantity = quantity_of(column, tolerances) or f"(exact) {column}"
                     delta = float((table[column] - ref[column]).abs().max())
                     if delta == delta:  # not NaN
                         worst[quantity] = max(worst.get(quantity, 0.0), delta)

@@ -87,16 +87,23 @@ def _stacked(in_channels: int, widths: list[int], blocks_per_stage: int, preact:
     return nn.Sequential(*layers), c_in
 
 
-def _tiny_cnn(in_channels: int) -> tuple[nn.Module, int]:
-    def block(c_in: int, c_out: int) -> list[nn.Module]:
-        return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
-
-    layers = block(in_channels, 16) + [nn.MaxPool2d(2, ceil_mode=True)] + block(16, 32) + [nn.MaxPool2d(2, ceil_mode=True)] + block(32, 64)
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten()), 64
+def _plain_cnn(in_channels: int, widths: list[int], convs_per_stage: int) -> tuple[nn.Module, int]:
+    """Conv-BN-ReLU stages of the given widths (``convs_per_stage`` 3x3 convs each), 2x2 max-pool
+    between stages, global average pool: small and fast on a CPU."""
+    layers: list[nn.Module] = []
+    c_in = in_channels
+    for stage, width in enumerate(widths):
+        if stage:
+            layers.append(nn.MaxPool2d(2, ceil_mode=True))
+        for _ in range(convs_per_stage):
+            layers += [nn.Conv2d(c_in, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+            c_in = width
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten()), c_in
 
 
 MODELS = {
-    "tiny_cnn": lambda c: _tiny_cnn(c),
+    "tiny_cnn": lambda c: _plain_cnn(c, [16, 32, 64], 1),  # 24k parameters
+    "cnn_bn": lambda c: _plain_cnn(c, [32, 64, 128], 2),  # 0.29M parameters: the cpu regime candidate
     "resnet20": lambda c: _stacked(c, [16, 32, 64], 3, preact=False),
     "resnet32": lambda c: _stacked(c, [16, 32, 64], 5, preact=False),
     "resnet18": lambda c: _torchvision_resnet("resnet18", c, "3x3"),

@@ -47,7 +47,7 @@ DEFAULT_EXPERIMENT = {
     "device": "auto",
 }
 
-_RECIPE = {"epochs": int, "batch_size": int, "optimizer": str, "lr": float, "weight_decay": float, "momentum": float, "nesterov": bool, "schedule": str}
+_RECIPE = {"epochs": int, "batch_size": int, "optimizer": str, "lr": float, "weight_decay": float, "momentum": float, "nesterov": bool, "schedule": str, "label_smoothing": float}
 _DATA = {"name": str, "root": (str, type(None)), "download": bool, "resize": int, "crop": int, "pad": int, "flip": bool, "num_classes": int, "limit": int}
 EXPERIMENT_SCHEMA = {
     "data": _DATA,

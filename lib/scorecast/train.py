@@ -59,6 +59,7 @@ class Recipe:
     momentum: float = 0.9
     nesterov: bool = False
     schedule: str = "constant"
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         check_positive_int("epochs", self.epochs)
@@ -67,6 +68,8 @@ class Recipe:
         check_choice("schedule", self.schedule, ("constant", "onecycle", "cosine"))
         if not self.lr > 0:
             raise ScorecastError(f"lr must be positive, got {self.lr!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ScorecastError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing!r}")
 
     def build(self, model: torch.nn.Module, steps_per_epoch: int):
         """(optimizer, per-iteration LR scheduler or None)."""
@@ -271,7 +274,7 @@ def train(
                         recorder.record("clean", row, idx, model(x), y)
                 model.train()
             logits = model(x_in)
-            loss = F.cross_entropy(logits, y)
+            loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
