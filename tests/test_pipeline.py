@@ -221,3 +221,29 @@ def test_training_free_scores_on_frozen_features(done):
     np.testing.assert_array_equal(protos.scores, scores_module.prototypicality(Z, clusters=10, seed=0))
     with pytest.raises(ScorecastError, match=r"unknown option 'draw' for zcore \(did you mean 'draws'\?\)"):
         pipe.scores_for(DU, {"name": "zcore", "draw": 5}, seed=0)
+
+
+def test_tables_check_every_spec_and_rate_before_training(done, monkeypatch):
+    """A bad second method, a duplicate label or a rate that keeps no sample stops the table before
+    the first (uncached) run: nothing trains."""
+    _forbid_training(monkeypatch)
+    pipe = Pipeline({**EXPERIMENT, "scoring": {"epochs": 5, "batch_size": 128}}, cache_root=done["root"])  # nothing cached
+    with pytest.raises(ScorecastError, match=r"methods\[1\]: unknown option 'kk' for knn \(did you mean 'k'\?\)"):
+        pipe.accuracy_table([DU], [{"name": "full"}, {"name": "knn", "kk": 3}], [0.5], [0], fraction=0.3)
+    with pytest.raises(ScorecastError, match="share the label 'mine'"):
+        pipe.fidelity_table([DU], [{"name": "knn", "label": "mine"}, {"name": "gnn", "label": "mine"}], [0.3], [0])
+    with pytest.raises(ScorecastError, match=rf"rate=0.9999 keeps no sample of the {N} training samples"):
+        pipe.accuracy_table([DU], [{"name": "full"}], [0.5, 0.9999], [0])
+    with pytest.raises(ScorecastError, match=r"scorers\[0\]\.view 'adv' needs experiment.paradigm: adversarial"):
+        pipe.accuracy_table([{"name": "du", "view": "adv"}], [{"name": "full"}], [0.5], [0])
+
+
+def test_rows_carry_their_specs_with_several_rates(done):
+    """Two rates: each row's spec is the method that made it, so joining on it (not on position) is right."""
+    methods = [{"name": "full"}, KNN, {"name": "random"}]
+    table = done["pipe"].accuracy_table([DU], methods, [0.3, 0.5], [0], fraction=0.3)
+    assert list(zip(table["method"], table["rate"])) == [(m, r) for m in ("full", "knn(k=5)", "random") for r in (0.3, 0.5)]
+    for row in table.itertuples():
+        assert row.method_spec.title() == row.method and row.scorer_spec.name == row.scorer == "du"
+        values = done["pipe"].scores_for(row.scorer_spec, row.method_spec, row.seed, 0.3).scores
+        assert row.top1 == done["pipe"].retrain(values, row.rate, row.seed)["top1"]
