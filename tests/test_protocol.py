@@ -1,0 +1,47 @@
+"""subset_length: a step-matched subset run trains round(n/m) times the epochs and is recorded at
+the full run's step counts; the paper's epoch protocol trains as many epochs as the full run."""
+
+import json
+
+import numpy as np
+import pytest
+
+from scorecast.params import validate_experiment
+from scorecast.pipeline import Pipeline
+from scorecast.validation import ScorecastError
+
+DIGITS = {"data": {"name": "digits"}, "model": "tiny_cnn", "device": "cpu", "scoring": {"epochs": 2, "batch_size": 128},
+          "record": {"source": "train", "trajectory": "last", "trajectory_length": 2}}
+
+
+def _trained_epochs(run) -> int:
+    return json.loads((run.path / "manifest.json").read_text())["config"]["recipe"]["epochs"]
+
+
+@pytest.mark.parametrize("protocol, subset_epochs", [("steps", 10), ("epochs", 2)])
+def test_subset_run_length_follows_the_protocol(tmp_path, protocol, subset_epochs):
+    pipe = Pipeline({**DIGITS, "subset_length": protocol}, tmp_path)
+    full, subset = pipe.run(0), pipe.run(0, 0.2)
+    assert _trained_epochs(full) == 2 and _trained_epochs(subset) == subset_epochs
+    # both runs keep one record per full-run epoch, so DU windows and TDDS trajectories mean the same
+    assert full.dynamics.epochs == subset.dynamics.epochs == 2
+    assert np.asarray(subset.dynamics.softmax()).shape[0] == 2
+    steps = lambda run, epochs: epochs * -(-len(run.indices) // 128)  # noqa: E731
+    if protocol == "steps":
+        assert abs(steps(subset, subset_epochs) - steps(full, 2)) <= 2 * 5  # equal up to the last partial batches
+
+
+def test_step_matched_subset_run_ends_in_the_full_runs_phase(tmp_path):
+    """On digits the epoch protocol leaves a 20 % subset run far behind the full run; steps do not."""
+    finals = {}
+    for protocol in ("epochs", "steps"):
+        pipe = Pipeline({**DIGITS, "scoring": {"epochs": 6, "batch_size": 128}, "subset_length": protocol}, tmp_path)
+        finals[protocol] = float(np.mean(pipe.run(0, 0.2).dynamics.true_prob()[-1]))
+    full = float(np.mean(pipe.run(0).dynamics.true_prob()[-1]))
+    assert abs(finals["steps"] - full) < abs(finals["epochs"] - full)
+    assert abs(finals["steps"] - full) < 0.2
+
+
+def test_unknown_protocol_is_refused_naming_the_choices():
+    with pytest.raises(ScorecastError, match=r"subset_length='step'.*\['steps', 'epochs'\]"):
+        validate_experiment({**DIGITS, "subset_length": "step"})
