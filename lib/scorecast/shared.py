@@ -137,36 +137,41 @@ class ScoreStages:
                     for rate in rates:
                         yield scorer, method, seed, result, rate
 
-    def fidelity_table(self, scorers: list, methods: list, fractions: list[float], seeds: list[int],
-                       rates: tuple[float, ...] = (0.5,)) -> pd.DataFrame:
-        """One row per scorer x method x fraction x seed: Pearson, Spearman, Kendall and tail
-        overlaps against full-data scores (same seed), on samples OUTSIDE the subset, beside the
-        ceiling (subset-run scores vs full-run scores on the subset samples). The last columns,
-        ``scorer_spec`` and ``method_spec``, hold the specs each row was made with."""
+    def against_truth(self, scorers: list, methods: list, fractions: list[float], seeds: list[int]):
+        """Yield (scorer spec, method spec, fraction, seed, truth (n,), ScoreResult, outside (n - m,))
+        for scorer x seed x fraction x method: extrapolated scores beside the full-data scores of the
+        same seed and the positions outside the subset. Specs are checked before the first run."""
         scorers, methods = self._specs(scorers, methods)
-        rows = []
         for scorer in scorers:
             for seed in seeds:
                 truth = self.full_scores(scorer, seed).scores
                 for fraction in fractions:
                     for method in methods:
                         result = self.extrapolated_scores(scorer, fraction, seed, method)
-                        outside = np.setdiff1d(np.arange(len(truth)), result.subset_idx)
-                        sub = result.subset_idx
-                        row = {
-                            "scorer": scorer.name, "method": method.title(), "fraction": fraction, "seed": seed,
-                            "pearson": metrics.pearson(truth[outside], result.scores[outside]),
-                            "spearman": metrics.spearman(truth[outside], result.scores[outside]),
-                            "kendall": metrics.kendall(truth[outside], result.scores[outside]),
-                            "ceiling_pearson": metrics.pearson(truth[sub], result.scores[sub]),
-                            "ceiling_spearman": metrics.spearman(truth[sub], result.scores[sub]),
-                        }
-                        for rate in rates:
-                            row[f"kept_overlap@{rate}"] = metrics.tail_overlap(truth[outside], result.scores[outside], rate, "kept")
-                            row[f"pruned_overlap@{rate}"] = metrics.tail_overlap(truth[outside], result.scores[outside], rate, "pruned")
-                        rows.append({**row, "scorer_spec": scorer, "method_spec": method})
-        return pd.DataFrame(rows)
+                        yield scorer, method, fraction, seed, truth, result, np.setdiff1d(np.arange(len(truth)), result.subset_idx)
 
+    def fidelity_table(self, scorers: list, methods: list, fractions: list[float], seeds: list[int],
+                       rates: tuple[float, ...] = (0.5,)) -> pd.DataFrame:
+        """One row per scorer x method x fraction x seed: Pearson, Spearman, Kendall and tail
+        overlaps against full-data scores (same seed), on samples OUTSIDE the subset, beside the
+        ceiling (subset-run scores vs full-run scores on the subset samples). The last columns,
+        ``scorer_spec`` and ``method_spec``, hold the specs each row was made with."""
+        rows = []
+        for scorer, method, fraction, seed, truth, result, outside in self.against_truth(scorers, methods, fractions, seeds):
+            sub = result.subset_idx
+            row = {
+                "scorer": scorer.name, "method": method.title(), "fraction": fraction, "seed": seed,
+                "pearson": metrics.pearson(truth[outside], result.scores[outside]),
+                "spearman": metrics.spearman(truth[outside], result.scores[outside]),
+                "kendall": metrics.kendall(truth[outside], result.scores[outside]),
+                "ceiling_pearson": metrics.pearson(truth[sub], result.scores[sub]),
+                "ceiling_spearman": metrics.spearman(truth[sub], result.scores[sub]),
+            }
+            for rate in rates:
+                row[f"kept_overlap@{rate}"] = metrics.tail_overlap(truth[outside], result.scores[outside], rate, "kept")
+                row[f"pruned_overlap@{rate}"] = metrics.tail_overlap(truth[outside], result.scores[outside], rate, "pruned")
+            rows.append({**row, "scorer_spec": scorer, "method_spec": method})
+        return pd.DataFrame(rows)
 
 def summarise(table: pd.DataFrame, by: list[str], values: list[str]) -> pd.DataFrame:
     """Mean and std over seeds of ``values`` grouped ``by``: columns ``<value>_mean``, ``<value>_std``, ``n_seeds``."""
