@@ -247,3 +247,10 @@ def test_rows_carry_their_specs_with_several_rates(done):
         assert row.method_spec.title() == row.method and row.scorer_spec.name == row.scorer == "du"
         values = done["pipe"].scores_for(row.scorer_spec, row.method_spec, row.seed, 0.3).scores
         assert row.top1 == done["pipe"].retrain(values, row.rate, row.seed)["top1"]
+
+
+def test_negative_seed_is_refused_before_training(done, monkeypatch):
+    _forbid_training(monkeypatch)
+    for call in (lambda: done["pipe"].run(-1), lambda: done["pipe"].full_scores(DU, -1), lambda: done["pipe"].run(-2, 0.3)):
+        with pytest.raises(ScorecastError, match=r"seed must be an integer >= 0, got -\d"):
+            call()

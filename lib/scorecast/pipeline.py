@@ -46,7 +46,7 @@ from .shared import ScoreStages, summarise
 from .specs import ScorerSpec
 from .stages import PHASES, STAGE_VERSIONS, Run, ScoreResult, TurtleRun, digest, load_split
 from .train import PGD, Dynamics, Recipe, RecordSpec, embed, train, view_softmax
-from .validation import ScorecastError, check_choice, check_positive_int
+from .validation import ScorecastError, check_choice, check_positive_int, check_seed
 
 __all__ = ["PHASES", "STAGE_VERSIONS", "Pipeline", "Run", "ScoreResult", "TurtleRun", "UnsupervisedPipeline", "method_label", "summarise"]
 
@@ -89,7 +89,7 @@ class Pipeline(ScoreStages):
         ``scoring`` overrides recipe fields for this run (e.g. TDDS's SGD recipe). With
         ``subset_length: steps`` a run on m < n samples trains round(n / m) times the epochs and
         records one epoch in round(n / m): as many optimizer steps and records as the full run."""
-        n = len(self.train_set)
+        n, seed = len(self.train_set), check_seed(seed)
         if indices is None:
             indices = np.arange(n) if fraction is None else random_subset(n, float(fraction), seed)
         recipe = Recipe(**{**self.experiment["scoring"], **(scoring or {})})
@@ -231,7 +231,7 @@ class UnsupervisedPipeline(ScoreStages):
     def run(self, seed: int, fraction: float | None = None, indices: np.ndarray | None = None) -> TurtleRun:
         """TURTLE on all samples, a random ``fraction`` (subset seed = seed) or ``indices``."""
         Z, encode_seconds = self.features()
-        n = len(Z)
+        n, seed = len(Z), check_seed(seed)
         if indices is None:
             indices = np.arange(n) if fraction is None else random_subset(n, float(fraction), seed)
         config = {"data": self._data_key(), "encoder": self.encoder, "turtle": self.turtle_options, "seed": seed, "indices": digest(indices)}

@@ -27,6 +27,13 @@ def check_positive_int(name: str, value) -> int:
     return int(value)
 
 
+def check_seed(seed) -> int:
+    """Return ``seed`` as int, raising unless it is an integer >= 0 (numpy's generators refuse negatives)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ScorecastError(f"seed must be an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
 def check_rate(rate) -> float:
     """Pruning rate p (fraction removed) must lie in [0, 1)."""
     if not isinstance(rate, (int, float, np.floating)) or not (0.0 <= float(rate) < 1.0):
