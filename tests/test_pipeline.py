@@ -7,6 +7,7 @@ import pytest
 import scorecast.pipeline as pipeline_module
 import scorecast.prune as prune_module
 from scorecast import prune
+from scorecast import proxy as proxy_module
 from scorecast import scores as scores_module
 from scorecast.data import random_subset
 from scorecast.pipeline import PHASES, Pipeline, ScoreResult
@@ -254,3 +255,16 @@ def test_negative_seed_is_refused_before_training(done, monkeypatch):
     for call in (lambda: done["pipe"].run(-1), lambda: done["pipe"].full_scores(DU, -1), lambda: done["pipe"].run(-2, 0.3)):
         with pytest.raises(ScorecastError, match=r"seed must be an integer >= 0, got -\d"):
             call()
+
+
+def test_proxy_hybrid_and_stacked_methods(done):
+    pipe, extra = done["pipe"], done["extra"]
+    own = extra.scores[extra.subset_idx]
+    result = pipe.extrapolated_scores(DU, 0.3, 0, {"name": "proxy", "augmentations": 2})
+    assert result.scores.shape == (N,) and np.isfinite(result.scores).all()
+    assert set(result.seconds) == {"scoring", "proxy_inference", "extrapolation"}
+    hybrid = pipe.extrapolated_scores(DU, 0.3, 0, {"name": "hybrid", "augmentations": 2, "k": 5, "weight": 0.25})
+    np.testing.assert_array_equal(hybrid.scores, proxy_module.rank_average(extra.scores, result.scores, extra.subset_idx, 0.25))
+    stacked = pipe.extrapolated_scores(DU, 0.3, 0, {"name": "stacked", "augmentations": 2, "k": 5, "folds": 2})
+    assert stacked.scores.shape == (N,) and np.isfinite(stacked.scores).all() and stacked.seconds["crossfit"] > 0
+    np.testing.assert_array_equal(stacked.scores[stacked.subset_idx], own)  # subset samples keep their computed scores

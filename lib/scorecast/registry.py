@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
 
 from . import extrapolate as ex
 from . import proxy, scores, specs, unsupervised
@@ -81,7 +82,7 @@ def _knn(pipe: ScoreStages, spec: specs.KNN, scorer, seed: int, fraction) -> Sco
     def options(Z: np.ndarray, run, computed: np.ndarray) -> dict:
         k = spec.k
         if isinstance(k, str):  # "cv" or "oracle"
-            ks = [k for k in spec.ks if k <= len(run.indices) * 0.8]
+            ks = [candidate for candidate in spec.ks if candidate <= len(run.indices) * 0.8]
             if spec.k == "cv":
                 k, _ = ex.select_k_cv(Z, run.indices, computed, ks=ks, seed=seed)
             else:
@@ -93,7 +94,8 @@ def _knn(pipe: ScoreStages, spec: specs.KNN, scorer, seed: int, fraction) -> Sco
 
 def _learned(function):
     """Runner of a trained extrapolator (GNN, MLP): every option of the spec except those shared by
-    all methods, ``labels`` as the class labels (or None) and the run's seed and device by default."""
+    all methods, ``labels`` as the class labels (or None), the run's seed unless the spec sets one,
+    and the experiment's device."""
 
     def run(pipe: ScoreStages, spec: specs.Learned, scorer, seed: int, fraction) -> ScoreResult:
         def options(Z, run, computed) -> dict:
@@ -135,8 +137,6 @@ def _stacked(pipe, spec: specs.Stacked, scorer, seed: int, fraction) -> ScoreRes
     """Regressor on [kNN prediction, proxy features] fitted without leakage: the features of a
     subset sample come from a proxy trained on the other folds of the subset (cross-fitting),
     the features of unseen samples from the proxy trained on the whole subset."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
     run = pipe.scoring_run(scorer, seed, fraction)
     computed = pipe.subset_scores(run, scorer)
     probs, proxy_seconds = pipe.proxy_predictions(run, spec.augmentations, scorer.view)
