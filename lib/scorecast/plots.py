@@ -46,8 +46,8 @@ METHOD_STYLES: dict[str, tuple[str, str]] = {
     "stacked": ("#56b4e9", "<"),
     "prototypes": ("#8c564b", ">"),
     "zcore": ("#d62728", "*"),
-    "sampling": ("#bcbd22", "h"),
-    "subset_random": ("#17becf", "d"),
+    "score_sampling": ("#bcbd22", "h"),
+    "subset_plus_random": ("#17becf", "d"),
 }
 #: Colours for labels outside METHOD_STYLES (ceilings, metrics, score sources), in order of appearance.
 _OTHER_COLOURS = ("#393b79", "#637939", "#8c6d31", "#843c39", "#5254a3")
