@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scorecast batch runner.
 #   ./run_all.sh [--tier smoke|cpu|paper] [notebook ...]   execute notebooks with papermill into results/<tier>/
-#   ./run_all.sh --tests                                    the whole test suite (unit, nbval on results/smoke, browser)
+#   ./run_all.sh --tier paper --dry-run [run ...]            every paper notebook on tiny generated data (CPU, minutes)
+#   ./run_all.sh --tests                                    the whole test suite (unit, paper dry run, nbval on results/smoke, browser)
 # Sets up .venv with the pinned dependencies when no environment with scorecast is active.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,19 +10,22 @@ ROOT=$(pwd)
 
 tier=smoke
 tests=0
+dry_run=0
 notebooks=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --tests) tests=1 ;;
+    --dry-run) dry_run=1 ;;
     --tier) shift; tier=${1:?--tier needs smoke, cpu or paper} ;;
     --tier=*) tier=${1#--tier=} ;;
-    -h|--help) sed -n 2,5p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,6p "$0"; exit 0 ;;
     -*) echo "run_all.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) notebooks+=("${1%.ipynb}") ;;
   esac
   shift
 done
 case "$tier" in smoke|cpu|paper) ;; *) echo "run_all.sh: --tier must be smoke, cpu or paper, got '$tier'" >&2; exit 2 ;; esac
+[ "$dry_run" = 0 ] || [ "$tier" = paper ] || { echo "run_all.sh: --dry-run checks the paper tier; use --tier paper --dry-run" >&2; exit 2; }
 
 # ---------------------------------------------------------------- environment
 if [ -n "${VIRTUAL_ENV:-}${CONDA_PREFIX:-}" ] && python -c "import scorecast" 2>/dev/null; then
@@ -45,9 +49,78 @@ export PYTHONHASHSEED=0 SCORECAST_QUIET=1 MPLBACKEND=Agg
 # smoke and the tests: 1 (what the stored outputs were made with); cpu: 2 (the 2-core reference
 # machine); paper: 8 (data loading and GPU feeding). SCORECAST_THREADS overrides, and is recorded.
 case "$tier" in smoke) threads=1 ;; cpu) threads=2 ;; paper) threads=8 ;; esac
-[ "$tests" = 1 ] && threads=1
+[ "$tests" = 1 ] || [ "$dry_run" = 1 ] && threads=1   # the dry run is a CPU check
 threads=${SCORECAST_THREADS:-$threads}
 export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
+
+# ---------------------------------------------------------------- executing a notebook
+# papermill runs in a process group of its own; jupyter_client starts its kernel in a session of its
+# own. On SIGINT/SIGTERM, stop() kills both groups (papermill, the kernel and whatever the kernel
+# started), so an interrupted run_all.sh leaves no orphans.
+running=
+stop() {
+  trap - INT TERM
+  if [ -n "$running" ]; then
+    groups=("-$running")
+    for kernel in $(pgrep -P "$running" || true); do groups+=("-$kernel"); done
+    kill -TERM -- "${groups[@]}" 2>/dev/null || true
+    wait "$running" 2>/dev/null || true
+  fi
+  echo "run_all.sh: interrupted (SIG$1); papermill and its kernel stopped" >&2
+  exit $((128 + $(kill -l "$1")))
+}
+trap 'stop INT' INT
+trap 'stop TERM' TERM
+
+# execute NAME NOTEBOOK PARAMS OUT_DIR: papermill notebooks/NOTEBOOK.ipynb -> OUT_DIR/NOTEBOOK.ipynb with
+# the parameter file PARAMS and output_dir OUT_DIR; on failure says which notebook, file and cell.
+execute() {
+  local name=$1 notebook=$2 params=$3 out=$4 rc=0 marker
+  marker=$(mktemp)
+  mkdir -p "$out"
+  "$PY" -c 'import os, sys; os.setpgid(0, 0); os.execvp(sys.argv[1], sys.argv[1:])' \
+    "$PY" -m papermill "notebooks/$notebook.ipynb" "$out/$notebook.ipynb" -f "$params" \
+    -p output_dir "$out" --kernel python3 --cwd "$ROOT" --log-level WARNING &
+  running=$!
+  wait "$running" || rc=$?
+  running=
+  if [ "$rc" != 0 ]; then
+    if [ "$out/$notebook.ipynb" -nt "$marker" ]; then
+      echo "run_all.sh: notebook $name failed$(failed_cell "$out/$notebook.ipynb") (parameters: $params); the executed notebook with the error is kept at $out/$notebook.ipynb" >&2
+    else
+      echo "run_all.sh: notebook $name failed before executing (parameters: $params; see the error above); no executed copy was written" >&2
+    fi
+  fi
+  rm -f "$marker"
+  return "$rc"
+}
+
+# failed_cell NOTEBOOK: " at cell In [n] (first line of its source)" for the first cell with an error
+failed_cell() {
+  "$PY" - "$1" <<'PYTHON' 2>/dev/null || true
+import json, sys
+for cell in json.load(open(sys.argv[1]))["cells"]:
+    if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+        lines = [l for l in "".join(cell["source"]).splitlines() if l.strip() and not l.startswith("# NBVAL")]
+        print(f" at cell In [{cell.get('execution_count')}] ({lines[0] if lines else ''})", end="")
+        break
+PYTHON
+}
+
+# dry_run [RUN ...]: the paper tier on tiny generated data (scorecast.dryrun): executed notebooks go to
+# scratch/dry-run/out/, never results/; stops at the first failing notebook.
+dry_run() {
+  local scratch="$ROOT/scratch/dry-run" plan run notebook params out notes start
+  rm -rf "$scratch" && mkdir -p "$scratch"
+  plan=$("$PY" -m scorecast.dryrun "$scratch" "$@")
+  echo "== paper tier, dry run: $(wc -l <<<"$plan") notebooks on tiny generated data in $scratch"
+  while IFS=$'\t' read -r run notebook params out notes; do
+    start=$(date +%s)
+    execute "$run" "$notebook" "$params" "$out" </dev/null || { echo "run_all.sh: the paper-tier dry run failed at $run" >&2; return 1; }
+    echo "   $run: ok in $(( $(date +%s) - start )) s${notes:+ (dry-run substitutions: $notes)}"
+  done <<<"$plan"
+  echo "== paper tier, dry run: all $(wc -l <<<"$plan") notebooks ran: $(cut -f1 <<<"$plan" | paste -sd ' ')"
+}
 
 # ---------------------------------------------------------------- tests
 if [ "$tests" = 1 ]; then
@@ -58,6 +131,7 @@ if [ "$tests" = 1 ]; then
   fi
   echo "== unit, packaging and browser tests"
   "$PY" -m pytest tests -q
+  dry_run
   # Re-execute copies of the stored smoke notebooks (their output_dir pointed at a scratch folder, so
   # results/ is never written) from an empty cache. nbval checks that every cell runs and that printed
   # text keeps its shape (numbers sanitised); compare_results.py checks every number of every stored
@@ -73,6 +147,10 @@ if [ "$tests" = 1 ]; then
 fi
 
 # ---------------------------------------------------------------- notebooks
+if [ "$dry_run" = 1 ]; then
+  dry_run "${notebooks[@]}"
+  exit 0
+fi
 if [ "$tier" = cpu ] && [ -z "${SCORECAST_DATA_ROOT:-}" ]; then
   if [ ! -d data/cifar10-jpeg ] && [ -f ../shared/data/cifar10-jpeg.tar.gz ]; then
     echo "== unpacking ../shared/data/cifar10-jpeg.tar.gz into data/"
@@ -101,14 +179,9 @@ for name in "${notebooks[@]}"; do
   [ -f "params/$tier/$name.yaml" ] || { echo "run_all.sh: no parameter file params/$tier/$name.yaml" >&2; exit 2; }
   out="results/$tier"
   [ "$name" = "$notebook" ] || out="results/$tier/$name"
-  mkdir -p "$out"
   echo "== $tier: $name"
   start=$(date +%s)
-  if ! "$PY" -m papermill "notebooks/$notebook.ipynb" "$out/$notebook.ipynb" -f "params/$tier/$name.yaml" \
-        -p output_dir "$out" --kernel python3 --cwd "$ROOT" --log-level WARNING; then
-    echo "run_all.sh: notebook $name failed; the executed notebook with the error is kept at $out/$notebook.ipynb" >&2
-    exit 1
-  fi
+  execute "$name" "$notebook" "params/$tier/$name.yaml" "$out" || exit 1
   "$PY" -m jupyter nbconvert --to html --log-level WARN --TagRemovePreprocessor.remove_cell_tags parameters "$out/$notebook.ipynb" --output-dir "$out" >/dev/null  # readers see the injected tier values, not the smoke defaults
   "$PY" -m scorecast.provenance record "results/$tier" "$name" "$tier"
   echo "   done in $(( $(date +%s) - start )) s"

@@ -250,6 +250,15 @@ def _check_labels(source: str, labels, n: int, num_classes: int | None = None, f
     return labels.astype(np.int64) - first_label
 
 
+def _download_root(name: str, root) -> str:
+    """The folder a download goes into: ``root``, else SCORECAST_DATA_ROOT; an error naming both when neither is set."""
+    root = root or os.environ.get("SCORECAST_DATA_ROOT")
+    if root is None:
+        raise ScorecastError(f"dataset {name!r} has data.download: true but no folder to download into: set data.root "
+                             "(test_data.root for a test set) or SCORECAST_DATA_ROOT")
+    return str(Path(root).expanduser())
+
+
 def _load_digits(root, split, download, options):
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -290,6 +299,7 @@ def _load_cifar(variant: str):
         if download:
             import torchvision
 
+            root = _download_root(variant, root)
             Path(root).mkdir(parents=True, exist_ok=True)
             getattr(torchvision.datasets, variant.upper())(str(root), train=split == "train", download=True)
         base = _require_root(variant, root, hint) / folder
@@ -375,7 +385,8 @@ def _load_places365(root, split, download, options):
     if download:
         import torchvision
 
-        torchvision.datasets.Places365(str(root), split=tv_split, small=True, download=True)
+        root = _download_root("places365", root)
+        torchvision.datasets.Places365(root, split=tv_split, small=True, download=True)
     base = _require_root("places365", root, hint)
     list_file = base / {"train": "places365_train_standard.txt", "test": "places365_val.txt"}[split]
     cat_file = base / "categories_places365.txt"

@@ -25,6 +25,7 @@ TURTLE choices (the authors' ``run_turtle.py`` exposes both inner-loop modes):
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,19 +80,44 @@ def _simclr(dataset: ImageDataset, seed: int, device: str, model: Classifier | N
     return embed(model, dataset, device=device)
 
 
-def _dinov2(dataset: ImageDataset, seed: int, device: str, arch: str = "dinov2_vitg14", batch_size: int = 64, amp: bool = True) -> np.ndarray:
+class DinoStandIn(nn.Module):
+    """A tiny randomly initialised STAND-IN for DINOv2, for the paper tier's dry run only
+    (:mod:`scorecast.dryrun` sets ``stand_in: true``): DINOv2's interface, (B, 3, 224, 224)
+    ImageNet-normalised images -> (B, dim) features (14 x 14 patch embedding, mean over the 16 x 16
+    patches). Its features carry no meaning; it exists so that every cell after the encoder runs."""
+
+    def __init__(self, dim: int = 64, patch: int = 14):
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, patch, stride=patch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.patch(x).flatten(2).mean(-1)
+
+
+def _dinov2(dataset: ImageDataset, seed: int, device: str, arch: str = "dinov2_vitg14", batch_size: int = 64, amp: bool = True,
+            stand_in: bool = False) -> np.ndarray:
     """DINOv2 CLS features (n, d) from torch.hub: images resized to 224 (bicubic), ImageNet-normalised.
 
-    ``amp``: bfloat16 autocast on CUDA (ignored on CPU).
+    ``amp``: bfloat16 autocast on CUDA (ignored on CPU). ``stand_in``: use :class:`DinoStandIn`
+    (seeded random weights, no download) instead of DINOv2; set only by the paper tier's dry run.
     """
-    try:
-        model = torch.hub.load("facebookresearch/dinov2", arch, trust_repo=True)
-    except (OSError, RuntimeError, ImportError, ValueError) as err:
-        raise ScorecastError(
-            f"encoder 'dinov2' ({arch}) could not be loaded from torch.hub ({err}). It needs internet access "
-            "once, to populate ~/.cache/torch/hub (or $TORCH_HOME); afterwards it runs offline. "
-            "Offline alternatives: encoder 'pixels', 'pca' or 'simclr'."
-        ) from err
+    if stand_in is True:
+        warnings.warn(f"encoder 'dinov2' ({arch}): using a tiny randomly initialised STAND-IN, not DINOv2 "
+                      "(stand_in: true, set by the paper tier's dry run); its features are meaningless", stacklevel=2)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = DinoStandIn()
+    elif stand_in is not False:
+        raise ScorecastError(f"encoder 'dinov2': stand_in must be true or false, got {stand_in!r}")
+    else:
+        try:
+            model = torch.hub.load("facebookresearch/dinov2", arch, trust_repo=True)
+        except (OSError, RuntimeError, ImportError, ValueError) as err:
+            raise ScorecastError(
+                f"encoder 'dinov2' ({arch}) could not be loaded from torch.hub ({err}). It needs internet access "
+                "once, to populate ~/.cache/torch/hub (or $TORCH_HOME); afterwards it runs offline. "
+                "Offline alternatives: encoder 'pixels', 'pca' or 'simclr'."
+            ) from err
     dev = resolve_device(device)
     model.to(dev).eval()
     mean = torch.tensor(IMAGENET_MEAN, device=dev).view(1, 3, 1, 1)
@@ -123,7 +149,8 @@ def encode(dataset: ImageDataset, encoder: str = "pixels", seed: int = 0, device
       "simclr": :func:`train_simclr`'s backbone embedding of the test-transformed images; pass a
         trained ``model`` to skip training, else any :func:`train_simclr` option (``epochs``, ...).
       "dinov2": torch.hub DINOv2 CLS features (``arch``, default "dinov2_vitg14" as in the paper;
-        ``batch_size``; ``amp``). Needs internet once to fill the torch.hub cache.
+        ``batch_size``; ``amp``). Needs internet once to fill the torch.hub cache. ``stand_in: true``
+        swaps in :class:`DinoStandIn` (random weights; the dry run only).
     """
     check_choice("encoder", encoder, ENCODERS)
     function = ENCODERS[encoder]

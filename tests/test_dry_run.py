@@ -1,0 +1,208 @@
+"""The paper tier's dry run (scorecast.dryrun): generated data in each paper format, the one override,
+and run_all.sh's handling of signals and of parameter files that papermill cannot read."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from scorecast import dryrun
+from scorecast.data import load_dataset
+from scorecast.params import validate_experiment, validate_notebook_params
+from scorecast.validation import ScorecastError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("key", sorted(dryrun.GENERATED))
+def test_generated_data_loads_with_the_paper_loader(tmp_path, key):
+    spec = dryrun.GENERATED[key]
+    folder = spec.write(tmp_path)
+    name = key.split(":")[0]
+    options = {"num_classes": int(key.split(":")[1])} if name == "npz" else {}
+    train = load_dataset(name, "train", folder, **options)
+    side = {"places365": 64, "imagenet64": 64}.get(name, 32)
+    assert tuple(train.images.shape) == (spec.n_train, 3, *(train.images.shape[2:]))
+    assert min(train.images.shape[2:]) >= side
+    assert sorted(np.unique(train.labels.numpy())) == list(range(spec.present))
+    assert train.num_classes == {"cifar10": 10, "cifar100": 100, "npz": options.get("num_classes"), "places365": 365, "imagenet64": 1000}[name]
+    if spec.n_test:
+        assert len(load_dataset(name, "test", folder, **options)) == spec.n_test
+    # images differ by class, so a model can learn something in a few epochs
+    means = [train.images[train.labels == c].float().mean() for c in range(2)]
+    assert means[0] != means[1]
+
+
+def _paper(name):
+    params = validate_notebook_params(yaml.safe_load((ROOT / "params/paper" / f"{name}.yaml").read_text()), name)
+    return params, validate_experiment(str(ROOT / params["experiment"]))
+
+
+def test_shrink_changes_only_epochs_seeds_sizes_and_paths(tmp_path):
+    params, experiment = _paper("tab2_extrapolation_correlation")
+    data = {"cifar10": tmp_path / "cifar10"}
+    shrunk, notes = dryrun.shrink(params, experiment, data, tmp_path, "tab2")
+    exp = shrunk["experiment"]
+    assert exp["scoring"]["epochs"] == 10  # the scorers' window 10 and the TDDS trajectory of 10
+    assert exp["retrain"]["epochs"] == 1
+    assert shrunk["seeds"] == [0]
+    assert exp["data"]["root"] == str(tmp_path / "cifar10")
+    assert shrunk["output_dir"] == str(tmp_path / "out" / "tab2") and shrunk["cache_dir"] == str(tmp_path / "cache")
+    for key in ("model", "paradigm", "record"):
+        assert exp[key] == experiment[key]
+    for key in ("batch_size", "optimizer", "lr", "weight_decay", "schedule"):
+        assert exp["scoring"][key] == experiment["scoring"][key] and exp["retrain"][key] == experiment["retrain"][key]
+    assert [s["name"] for s in shrunk["scorers"]] == ["du", "tdds"] and shrunk["scorers"][1]["scoring"] == params["scorers"][1]["scoring"]
+    assert [m["name"] for m in shrunk["methods"]] == [m["name"] for m in params["methods"]]
+    # a GNN validates on 10 % of the subset: 0.1 of the 100 generated images is raised to 0.2, and reported
+    assert shrunk["fractions"] == [0.2] and any("fractions" in n for n in notes)
+    # the inputs are untouched
+    assert params["seeds"] == [0, 1, 2] and experiment["scoring"]["epochs"] == 50
+
+
+def test_shrink_limits_samples_caps_k_and_shrinks_attacks(tmp_path):
+    params, experiment = _paper("tab4_adversarial")
+    shrunk, notes = dryrun.shrink(params, experiment, {"cifar10": tmp_path}, tmp_path, "tab4")
+    exp = shrunk["experiment"]
+    # fraction 0.2 and rates up to 0.7 need 10 samples for subsets and pruned sets of >= 2
+    assert exp["data"]["limit"] == 10
+    assert exp["attack"]["steps"] == 1 and exp["eval_attack_steps"] == 1
+    assert exp["attack"]["eps"] == experiment["attack"]["eps"] and exp["model"] == "wrn28_10"
+    assert [m.get("k") for m in shrunk["methods"]] == [None, 2, None] and notes == ["knn k 10 -> 2"]
+    assert shrunk["rates"] == params["rates"]
+
+
+def test_shrink_k_grid_fits_the_cross_validation_folds(tmp_path):
+    params, experiment = _paper("app_k_sweep")
+    shrunk, notes = dryrun.shrink(params, experiment, {"cifar10": tmp_path}, tmp_path, "k")
+    n = 100  # the generated CIFAR-10 size: 20 / 0.1 samples would be needed, 0.1 is raised to 0.2
+    assert shrunk["fractions"] == [0.2] and "limit" not in shrunk["experiment"]["data"]
+    assert shrunk["k_grid"] == [10, 16]  # 4/5 of a 20-sample subset
+    assert any("k_grid" in note for note in notes) and n * 0.2 == 20
+
+
+def test_shrink_marks_dinov2_as_a_stand_in_and_sets_turtle_epochs(tmp_path):
+    params, experiment = _paper("tab3_unsupervised")
+    shrunk, notes = dryrun.shrink(params, experiment, {"cifar10": tmp_path}, tmp_path, "tab3")
+    assert shrunk["encoder"] == {**params["encoder"], "stand_in": True}
+    assert shrunk["turtle"]["epochs"] == 10 and shrunk["turtle"]["batch_size"] == params["turtle"]["batch_size"]
+    assert any("STAND-IN" in n for n in notes)
+    params, experiment = _paper("fig3_time_vs_accuracy")
+    shrunk, _ = dryrun.shrink(params, experiment, {"cifar10": tmp_path}, tmp_path, "fig3")
+    assert [m["encoder"]["stand_in"] for m in shrunk["methods"] if "encoder" in m] == [True, True]
+
+
+def test_prepare_covers_every_paper_file_and_dataset(tmp_path):
+    runs = dryrun.paper_runs()
+    files = {p.stem for p in (ROOT / "params/paper").glob("*.yaml") if not p.stem.startswith("experiment")}
+    assert files <= set(runs)
+    datasets = {dryrun.dataset_key(exp[part]) for _, _, exp in runs.values() for part in ("data", "test_data") if exp[part] is not None}
+    assert datasets == set(dryrun.GENERATED)
+    prepared = dryrun.prepare(tmp_path, ["tab4_adversarial--2m"])
+    assert [p[0] for p in prepared] == ["tab4_adversarial--2m"]
+    written = yaml.safe_load(prepared[0][2].read_text())
+    assert written["experiment"]["test_data"]["root"] == str(tmp_path / "data" / "cifar10")
+    with pytest.raises(ScorecastError, match="no paper run named"):
+        dryrun.prepare(tmp_path, ["fig9"])
+
+
+def test_dinov2_stand_in_only_when_asked():
+    from scorecast import unsupervised
+
+    ds = load_dataset("digits", "train")
+    ds.images = ds.images[:6]
+    ds.labels = ds.labels[:6]
+    with pytest.warns(UserWarning, match="STAND-IN"):
+        Z = unsupervised.encode(ds, "dinov2", seed=0, device="cpu", stand_in=True)
+    assert Z.shape == (6, 64) and np.isfinite(Z).all()
+    with pytest.raises(ScorecastError, match="stand_in must be true or false"):
+        unsupervised.encode(ds, "dinov2", device="cpu", stand_in="yes")
+
+
+# ------------------------------------------------------------------ run_all.sh
+
+
+def _mini_checkout(tmp_path, cell_source):
+    """A checkout with run_all.sh, one smoke notebook 'probe' (parameters cell + ``cell_source``)."""
+    shutil.copy(ROOT / "run_all.sh", tmp_path / "run_all.sh")
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "params" / "smoke").mkdir(parents=True)
+    cells = [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "output_dir = 'x'", "outputs": [], "execution_count": None},
+             {"cell_type": "code", "metadata": {}, "source": cell_source, "outputs": [], "execution_count": None}]
+    notebook = {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+                "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "notebooks" / "probe.ipynb").write_text(json.dumps(notebook))
+    env = {**os.environ, "VIRTUAL_ENV": sys.prefix, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return env
+
+
+def _descendants(pid):
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_sigterm_leaves_no_papermill_or_kernel_behind(tmp_path):
+    marker = tmp_path / "cell-started"
+    env = _mini_checkout(tmp_path, f"import time\nopen({str(marker)!r}, 'w').close()\ntime.sleep(600)")
+    (tmp_path / "params" / "smoke" / "probe.yaml").write_text("{}\n")
+    proc = subprocess.Popen(["bash", str(tmp_path / "run_all.sh"), "probe"], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for _ in range(1200):  # the kernel starts, then the long cell writes the marker
+        if marker.exists() or proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    assert marker.exists(), proc.stderr.read() if proc.poll() is not None else "the long cell never started"
+    spawned = _descendants(proc.pid)
+    assert len(spawned) >= 2  # papermill and its kernel
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert "interrupted" in proc.stderr.read()
+    for _ in range(100):
+        if not any(_alive(pid) for pid in spawned):
+            break
+        time.sleep(0.1)
+    assert [pid for pid in spawned if _alive(pid)] == []
+
+
+def test_unreadable_parameter_file_is_named_and_no_copy_is_claimed(tmp_path):
+    env = _mini_checkout(tmp_path, "print('hello')")
+    (tmp_path / "params" / "smoke" / "probe.yaml").write_text("scorers: [unclosed\n")
+    result = subprocess.run(["bash", str(tmp_path / "run_all.sh"), "probe"], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "params/smoke/probe.yaml" in result.stderr
+    assert "is kept at" not in result.stderr
+    assert not (tmp_path / "results" / "smoke" / "probe.ipynb").exists()
+
+
+def test_download_without_a_folder_names_what_to_set(monkeypatch):
+    # the dry run's first finding: Table 5's test set (download: true, root: null) crashed with a TypeError
+    monkeypatch.delenv("SCORECAST_DATA_ROOT", raising=False)
+    with pytest.raises(ScorecastError, match="no folder to download into: set data.root"):
+        load_dataset("cifar10", "test", None, download=True)
