@@ -66,7 +66,7 @@ def test_index_lists_variant_runs_with_their_figures(tmp_path):
         (folder / "tab4_adversarial.ipynb").write_text(json.dumps(notebook))
     (tmp_path / "tab4_adversarial--2m" / "tab4_adversarial.png").write_bytes(b"png")
     page = write_index(tmp_path).read_text()
-    assert page.count("<section") == 2
+    assert page.count("<section") == 1  # the variant run is listed inside its artefact's section
     assert '<img src="tab4_adversarial--2m/tab4_adversarial.png"' in page
-    assert '<a href="tab4_adversarial--2m/tab4_adversarial.html">' in page
-    assert '<section id="tab4_adversarial"><h2><a href="tab4_adversarial.html">' in page
+    assert '<a href="tab4_adversarial--2m/tab4_adversarial.ipynb">' in page  # no HTML rendered here: the notebook
+    assert '<h3 id="tab4_adversarial"><a href="tab4_adversarial.ipynb">' in page
