@@ -29,7 +29,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import prune
+from . import prune, registry
 
 CONVERGENCE_GAIN = 0.05
 FIT_FLOOR = 0.5
@@ -65,15 +65,15 @@ def run_curves(pipe, scorers: list[dict], seeds: list[int], fractions: list[floa
     for scorer in scorers:
         for seed in seeds:
             for fraction in [None, *fractions]:
-                recipe = {"scoring": scorer["scoring"]} if "scoring" in scorer else {}  # e.g. TDDS's own SGD recipe
-                run = pipe.run(seed, fraction, **recipe)
+                run = pipe.scoring_run(registry.build_scorer(scorer), seed, fraction)  # with the scorer's own recipe
                 if run.path in seen:
                     continue
                 seen.add(run.path)
                 dynamics = getattr(run, "dynamics", None)
                 curve = (training_curves(dynamics.true_prob(dynamics.views[-1]), dynamics.correct(dynamics.views[-1])) if dynamics is not None
                          else training_curves(run.true_prob))
-                parts.append(curve.assign(run="full" if fraction is None else f"subset {fraction:g}", scorer=scorer["name"], seed=seed, fraction=fraction))
+                parts.append(curve.assign(run="full" if fraction is None else f"subset {fraction:g}", scorer=registry.build_scorer(scorer).name,
+                                          seed=seed, fraction=fraction))
     return pd.concat(parts, ignore_index=True)[["run", "scorer", "seed", "fraction", "record", "progress", "mean_true_prob", "train_accuracy"]]
 
 
@@ -141,16 +141,11 @@ def report(pipe, scorers: list[dict], seeds: list[int], fractions: list[float], 
                     for fraction in fractions or [None]:
                         values = pipe.scores_for(scorer, method, seed, fraction).scores
                         for rate in rates:
-                            warnings += class_warnings(values, labels, rate, f"{scorer['name']} / {_label(method)} (seed {seed})", class_balanced)
+                            name = f"{registry.build_scorer(scorer).name} / {registry.method_label(method)} (seed {seed})"
+                            warnings += class_warnings(values, labels, rate, name, class_balanced)
     warnings = list(dict.fromkeys(warnings))
     _show(curves, warnings)
     return curves, warnings
-
-
-def _label(method: dict) -> str:
-    from .pipeline import method_label
-
-    return method_label(method)
 
 
 def _show(curves: pd.DataFrame, warnings: list[str]) -> None:
