@@ -1,6 +1,7 @@
 """Figure and table helpers: fixed method colours, pivoted tables with mean ± std and the best marked."""
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from scorecast import plots
@@ -71,3 +72,10 @@ def test_labels_of_no_family_get_distinct_colours():
 def test_true_scores_take_the_full_runs_style():
     assert plots.method_family("true (full run)") == "full"
     assert plots.palette(["true (full run)"])["true (full run)"] == plots.METHOD_STYLES["full"][0]
+
+
+def test_pivot_refuses_rows_it_cannot_tell_apart():
+    from scorecast.validation import ScorecastError
+
+    with pytest.raises(ScorecastError, match="add the column that tells them apart"):
+        plots.table_view(_summary(), rows=["setting"], columns="rate", values="top1")  # du and tdds share cells

@@ -30,6 +30,7 @@ import pandas as pd
 import seaborn as sns
 
 from .paths import resolve
+from .validation import ScorecastError
 
 DPI = 120
 
@@ -196,6 +197,12 @@ def table_view(table: pd.DataFrame, digits: int = 3, sort: bool | list[str] = Tr
                 cells[column] = out[column].map(lambda v: "-" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
         return Table(cells, caption=caption)
     rows = list(rows or [])
+    if columns is None or not rows:
+        raise ScorecastError("show_table: a pivoted table needs rows=[...] and columns=... beside values=...")
+    duplicated = table.duplicated(rows + [columns])
+    if duplicated.any():
+        raise ScorecastError(f"show_table: several rows share {dict(table.loc[duplicated.idxmax(), rows + [columns]])}; "
+                             f"add the column that tells them apart to rows={rows}, or summarise over it first")
     mean, std = _mean_std(table, values)
     frame = table[rows + [columns]].assign(_mean=mean.to_numpy(), _std=std.to_numpy() if std is not None else np.nan)
     keys = [tuple(r) for r in frame[rows].astype(str).itertuples(index=False)]
