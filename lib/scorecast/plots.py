@@ -171,7 +171,7 @@ def _mean_std(table: pd.DataFrame, value: str) -> tuple[pd.Series, pd.Series | N
     if f"{value}_mean" in table:
         return table[f"{value}_mean"], table.get(f"{value}_std")
     if value not in table:
-        raise KeyError(f"show_table: no column {value!r} or {value + '_mean'!r}; columns are {list(table.columns)}")
+        raise ScorecastError(f"show_table: no column {value!r} or {value + '_mean'!r}; columns are {list(table.columns)}")
     return table[value], None
 
 
