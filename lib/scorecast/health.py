@@ -65,15 +65,14 @@ def run_curves(pipe, scorers: list[dict], seeds: list[int], fractions: list[floa
     for scorer in scorers:
         for seed in seeds:
             for fraction in [None, *fractions]:
-                run = pipe.scoring_run(registry.build_scorer(scorer), seed, fraction)  # with the scorer's own recipe
+                spec = registry.build_scorer(scorer)
+                run = pipe.scoring_run(spec, seed, fraction)  # with the scorer's own recipe
                 if run.path in seen:
                     continue
                 seen.add(run.path)
-                dynamics = getattr(run, "dynamics", None)
-                curve = (training_curves(dynamics.true_prob(dynamics.views[-1]), dynamics.correct(dynamics.views[-1])) if dynamics is not None
-                         else training_curves(run.true_prob))
-                parts.append(curve.assign(run="full" if fraction is None else f"subset {fraction:g}", scorer=registry.build_scorer(scorer).name,
-                                          seed=seed, fraction=fraction))
+                correct = run.dynamics.correct(spec.view) if hasattr(run.dynamics, "correct") else None  # TURTLE has no labels
+                curve = training_curves(run.dynamics.true_prob(spec.view), correct)
+                parts.append(curve.assign(run="full" if fraction is None else f"subset {fraction:g}", scorer=spec.name, seed=seed, fraction=fraction))
     return pd.concat(parts, ignore_index=True)[["run", "scorer", "seed", "fraction", "record", "progress", "mean_true_prob", "train_accuracy"]]
 
 
@@ -87,8 +86,8 @@ def run_warnings(curves: pd.DataFrame) -> list[str]:
         if gain >= CONVERGENCE_GAIN or final < FIT_FLOOR:
             out.append(f"**Not converged:** the {run} run ({scorer}, seed {seed}) ends at mean true-label probability {final:.2f} and gained "
                        f"{gain:.2f} over its last quarter of training (criterion: gain < {CONVERGENCE_GAIN} and end >= {FIT_FLOOR}). Its scores "
-                       "rank how easy a sample is rather than how much it fluctuates. Give it more optimizer steps: `subset_length: steps`, "
-                       "more epochs or a smaller batch.")
+                       "rank how easy a sample is rather than how much it fluctuates. Give it more optimizer steps: more epochs or a smaller "
+                       "batch, and for subset runs `subset_length: steps`.")
     for (run, scorer, seed), final in finals.items():
         full = finals.get(("full", scorer, seed))
         if run != "full" and full is not None and abs(final - full) > PHASE_GAP:
@@ -156,6 +155,8 @@ def _show(curves: pd.DataFrame, warnings: list[str]) -> None:
     for ax, column, title in zip(axes, ("mean_true_prob", "train_accuracy"), ("mean true-label probability", "training accuracy")):
         if curves[column].notna().any():
             sns.lineplot(data=curves, x="progress", y=column, hue="run", units="seed", estimator=None, ax=ax, legend=ax is axes[0])
+        else:
+            ax.text(0.5, 0.5, "not recorded (no labels: unsupervised run)", ha="center", va="center", transform=ax.transAxes)
         ax.set(title=title, xlabel="share of training done", ylabel="", xlim=(0, 1))
     fig.suptitle("Scoring runs: training curves (one line per seed)", y=1.02)
     fig.tight_layout()
