@@ -58,24 +58,25 @@ def _fake_pipe(n=120, seed=0):
         values = extrapolate.knn(Z, r.indices, truth(s)[r.indices], k=method["k"])
         return SimpleNamespace(scores=values, subset_idx=r.indices)
 
-    def fidelity_table(scorers, methods, fractions, seeds, rates=(0.5,)):
-        rows = []
+    def against_truth(scorers, methods, fractions, seeds):
         for sc in scorers:
             for s in seeds:
                 for f in fractions:
                     for m in methods:
                         res = extrapolated_scores(sc, f, s, m)
-                        out = np.setdiff1d(np.arange(n), res.subset_idx)
-                        rows.append({"scorer": sc["name"], "method": f"knn(k={m['k']})", "fraction": f, "seed": s,
-                                     "pearson": metrics.pearson(truth(s)[out], res.scores[out]),
-                                     "spearman": metrics.spearman(truth(s)[out], res.scores[out])})
-        return pd.DataFrame(rows)
+                        yield SimpleNamespace(name=sc["name"]), m, f, s, truth(s), res, np.setdiff1d(np.arange(n), res.subset_idx)
+
+    def fidelity_table(scorers, methods, fractions, seeds, rates=(0.5,)):
+        return pd.DataFrame([{"scorer": sc.name, "method": f"knn(k={m['k']})", "fraction": f, "seed": s,
+                              "pearson": metrics.pearson(truth_[out], res.scores[out]),
+                              "spearman": metrics.spearman(truth_[out], res.scores[out])}
+                             for sc, m, f, s, truth_, res, out in against_truth(scorers, methods, fractions, seeds)])
 
     return SimpleNamespace(
         labels=labels, run=run, embedding=lambda r: (Z, 0.0),
         subset_scores=lambda r, scorer: truth(r.seed)[r.indices],
         full_scores=lambda scorer, s: SimpleNamespace(scores=truth(s)),
-        extrapolated_scores=extrapolated_scores, fidelity_table=fidelity_table)
+        extrapolated_scores=extrapolated_scores, against_truth=against_truth, fidelity_table=fidelity_table)
 
 
 def test_k_sweep_counts_the_chosen_k_per_seed():

@@ -114,17 +114,12 @@ def calibration_fidelity(pipe, scorers: list[dict], methods: list[dict], fractio
     """
     fid = pipe.fidelity_table(scorers, methods, fractions, seeds, rates=tuple(rates))
     extra, shapes = [], {}
-    for scorer in scorers:
-        for seed in seeds:
-            truth = pipe.full_scores(scorer, seed).scores
-            for fraction in fractions:
-                for method in methods:
-                    result = pipe.extrapolated_scores(scorer, fraction, seed, method)
-                    outside = np.setdiff1d(np.arange(len(truth)), result.subset_idx)
-                    extra.append({"scorer": scorer["name"], "method": method_label(method), "fraction": fraction, "seed": seed,
-                                  "spearman_all": metrics.spearman(truth, result.scores),
-                                  "std_ratio": result.scores[outside].std() / truth[outside].std()})
-                    shapes.setdefault((scorer["name"], seed, fraction), {"true (full run)": truth[outside]})[method_label(method)] = result.scores[outside]
+    for scorer, method, fraction, seed, truth, result, outside in pipe.against_truth(scorers, methods, fractions, seeds):
+        label = method_label(method)
+        extra.append({"scorer": scorer.name, "method": label, "fraction": fraction, "seed": seed,
+                      "spearman_all": metrics.spearman(truth, result.scores),
+                      "std_ratio": result.scores[outside].std() / truth[outside].std()})
+        shapes.setdefault((scorer.name, seed, fraction), {"true (full run)": truth[outside]})[label] = result.scores[outside]
     fidelity = summarise(fid.merge(pd.DataFrame(extra), on=["scorer", "method", "fraction", "seed"]),
                          ["scorer", "method", "fraction"], ["spearman", "spearman_all", "pearson", "std_ratio"]).drop(columns="n_seeds")
     return fidelity, shapes
