@@ -29,6 +29,11 @@ fashion-mnist  IDX files (``train-images-idx3-ubyte[.gz]`` ...; Debian's package
                /usr/share/datasets/fashion-mnist), in file order.
 ============== ============================================================================
 
+Datasets larger than RAM (ImageNet-64 is 15.7 GB as uint8, Places-365 more): ``load_dataset(...,
+mmap=folder)`` converts the split once into ``folder/<name>-<split>/images.npy`` (n, C, H, W) in the
+same canonical order, streaming imagenet64 and places365 one file or 4096 images at a time, and
+then memory-maps it: batches read their rows from disk, and nothing holds the whole array.
+
 Loaders never cast what they read: images must be stored as uint8 and labels as integers in
 range, or the load fails with a ScorecastError naming the file, the dtype or range found and the fix.
 """
@@ -38,6 +43,7 @@ from __future__ import annotations
 import gzip
 import os
 import hashlib
+import json
 import pickle
 import zipfile
 from dataclasses import dataclass, field
@@ -68,9 +74,11 @@ class Augmentation:
 
 @dataclass
 class ImageDataset(torch.utils.data.Dataset):
-    """A labelled image set held in memory in canonical order.
+    """A labelled image set in canonical order.
 
-    images: (n, C, H, W) uint8 tensor; labels: (n,) int64 tensor; mean/std: per-channel floats
+    images: (n, C, H, W) uint8 tensor, in memory or (dataset ``npy``) over a copy-on-write memory
+    map of a file, whose rows are read from disk when indexed; labels: (n,) int64 tensor in memory;
+    mean/std: per-channel floats
     used for normalisation; augmentation: the paper's transform for this dataset.
     """
 
@@ -116,8 +124,10 @@ class ImageDataset(torch.utils.data.Dataset):
     def fingerprint(self) -> str:
         """Content hash of images and labels: part of every cache key that depends on the data."""
         if self._fingerprint is None:
-            digest = hashlib.blake2b(digest_size=16)
-            digest.update(self.images.numpy().tobytes())
+            digest = hashlib.blake2b(digest_size=16)  # fed ~64 MiB at a time: same digest, no full copy of a memmap
+            rows = max(1, (64 << 20) // max(1, int(np.prod(self.images.shape[1:]))))
+            for start in range(0, len(self), rows):
+                digest.update(np.ascontiguousarray(self.images[start : start + rows].numpy()))
             digest.update(self.labels.numpy().astype(np.int64).tobytes())
             self._fingerprint = digest.hexdigest()
         return self._fingerprint
@@ -127,31 +137,51 @@ class ImageDataset(torch.utils.data.Dataset):
 # transforms and batching
 
 
-def transform_batch(dataset: ImageDataset, images: torch.Tensor, train: bool, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Augment (train) or centre-crop (test) and normalise a uint8 batch.
+def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """``tensor`` (any shape, on the CPU) on ``device``. To a GPU it goes through pinned memory with
+    ``non_blocking=True``, so the host queues the copy and carries on (a plain ``.to("cuda")``
+    waits for every kernel already queued: a host sync per call). On the CPU: ``tensor`` itself."""
+    if torch.device(device).type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
+def augmentation_draws(augmentation: Augmentation, height: int, width: int, batch: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The random part of the train transform for ``batch`` images of ``height`` x ``width``, drawn
+    on the CPU from ``generator`` in a fixed order: crop offsets off_y, off_x (B,) int64 into the
+    padded image, then horizontal flips (B,) bool (None when ``augmentation.flip`` is off)."""
+    max_y, max_x = height + 2 * augmentation.pad - augmentation.crop, width + 2 * augmentation.pad - augmentation.crop
+    off_y = torch.randint(0, max_y + 1, (batch,), generator=generator)
+    off_x = torch.randint(0, max_x + 1, (batch,), generator=generator)
+    flip = torch.rand(batch, generator=generator) < 0.5 if augmentation.flip else None
+    return off_y, off_x, flip
+
+
+def transform_batch(dataset: ImageDataset, images: torch.Tensor, train: bool, generator: torch.Generator | None = None,
+                    draws: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None) -> torch.Tensor:
+    """Augment (train) or centre-crop (test) and normalise a uint8 batch, all with tensor ops on
+    the batch's device (the few random numbers are drawn on the CPU and copied without a host sync).
 
     images: (B, C, H, W) uint8 on any device -> (B, C, crop, crop) float32 on the same device.
-    ``generator`` (CPU) drives the random crops and flips so runs are reproducible.
+    ``generator`` (CPU) drives the random crops and flips so runs are reproducible; ``draws``
+    (from :func:`augmentation_draws`, each (B,)) replaces those draws (a shard of a larger batch).
     """
-    aug = dataset.augmentation
+    aug, device = dataset.augmentation, images.device
     batch, _, height, width = images.shape
     if train:
+        off_y, off_x, flip = draws or augmentation_draws(aug, height, width, batch, generator)
         padded = torch.nn.functional.pad(images, (aug.pad,) * 4) if aug.pad else images
-        max_y, max_x = padded.shape[2] - aug.crop, padded.shape[3] - aug.crop
-        off_y = torch.randint(0, max_y + 1, (batch,), generator=generator).to(images.device)
-        off_x = torch.randint(0, max_x + 1, (batch,), generator=generator).to(images.device)
-        span = torch.arange(aug.crop, device=images.device)
-        rows = (off_y[:, None] + span)[:, None, :, None]  # (B, 1, crop, 1)
-        cols = (off_x[:, None] + span)[:, None, None, :]  # (B, 1, 1, crop)
-        out = padded[torch.arange(batch, device=images.device)[:, None, None, None], torch.arange(images.shape[1], device=images.device)[None, :, None, None], rows, cols]
-        if aug.flip:
-            flip = (torch.rand(batch, generator=generator) < 0.5).to(images.device)
-            out = torch.where(flip[:, None, None, None], out.flip(3), out)
+        span = torch.arange(aug.crop, device=device)
+        rows = (to_device(off_y, device)[:, None] + span)[:, None, :, None]  # (B, 1, crop, 1)
+        cols = (to_device(off_x, device)[:, None] + span)[:, None, None, :]  # (B, 1, 1, crop)
+        out = padded[torch.arange(batch, device=device)[:, None, None, None], torch.arange(images.shape[1], device=device)[None, :, None, None], rows, cols]
+        if flip is not None:
+            out = torch.where(to_device(flip, device)[:, None, None, None], out.flip(3), out)
     else:
         top, left = (height - aug.crop) // 2, (width - aug.crop) // 2
         out = images[:, :, top : top + aug.crop, left : left + aug.crop]
-    mean = torch.tensor(dataset.mean, device=images.device).view(1, -1, 1, 1)
-    std = torch.tensor(dataset.std, device=images.device).view(1, -1, 1, 1)
+    mean = to_device(torch.tensor(dataset.mean).view(1, -1, 1, 1), device)
+    std = to_device(torch.tensor(dataset.std).view(1, -1, 1, 1), device)
     return (out.float() / 255.0 - mean) / std
 
 
@@ -163,20 +193,30 @@ def batches(
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
     shuffle: bool | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Yield (x (B, C, crop, crop) float, y (B,) int64, idx (B,) int64) over ``indices``.
 
     train=True augments and (unless ``shuffle=False``) shuffles, both driven by ``generator``;
-    train=False keeps the given order and uses the test transform. ``idx`` are dataset positions,
-    so per-sample records land in canonical order whatever the batch order.
+    train=False keeps the given order and uses the test transform. ``idx`` (CPU) are dataset
+    positions, so per-sample records land in canonical order whatever the batch order. Images and
+    labels reach ``device`` by copies that do not sync the host (:func:`to_device`); augmentation
+    runs there. ``shard=(rank, world)``: each global batch of ``batch_size`` is cut into ``world``
+    contiguous parts (sizes differing by at most one) and only part ``rank`` is yielded, with the
+    same order and random draws as the whole batch (data-parallel training).
     """
     order = torch.as_tensor(np.asarray(indices, dtype=np.int64))
     if train if shuffle is None else shuffle:
         order = order[torch.randperm(len(order), generator=generator)]
+    height, width = dataset.images.shape[2:]
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        x = dataset.images[idx].to(device, non_blocking=True)
-        yield transform_batch(dataset, x, train, generator), dataset.labels[idx].to(device), idx
+        draws = augmentation_draws(dataset.augmentation, height, width, len(idx), generator) if train else None
+        if shard is not None:
+            part = torch.tensor_split(torch.arange(len(idx)), shard[1])[shard[0]]
+            idx, draws = idx[part], draws and tuple(None if d is None else d[part] for d in draws)
+        x = to_device(dataset.images[idx], device)
+        yield transform_batch(dataset, x, train, draws=draws), to_device(dataset.labels[idx], device), idx
 
 
 def random_subset(n: int, size: int | float, seed: int) -> np.ndarray:
@@ -379,7 +419,8 @@ def _load_imagefolder(root, split, download, options):
     return _decode_images(paths, options.get("resize")), np.asarray(labels, dtype=np.int64), classes
 
 
-def _load_places365(root, split, download, options):
+def _places365_listing(root, split, download) -> tuple[list[Path], np.ndarray, list[str]]:
+    """Image paths (n,), labels (n,) and classes of a Places365 split, in file-list order."""
     hint = "Put torchvision's Places365 small-image layout there, or set data.download: true (about 24 GB)."
     tv_split = {"train": "train-standard", "test": "val"}[split]
     if download:
@@ -400,7 +441,19 @@ def _load_places365(root, split, download, options):
     image_dir = base / {"train": "data_256_standard", "test": "val_256"}[split]
     rows = _name_number_lines(list_file)
     labels = _check_labels(f"dataset 'places365': {str(list_file)!r}", np.array([c for _, c in rows], dtype=np.int64), len(rows), len(classes))
-    return _decode_images([image_dir / r.lstrip("/") for r, _ in rows], options.get("resize", 80)), labels, classes
+    return [image_dir / r.lstrip("/") for r, _ in rows], labels, classes
+
+
+def _load_places365(root, split, download, options):
+    paths, labels, classes = _places365_listing(root, split, download)
+    return _decode_images(paths, options.get("resize", 80)), labels, classes
+
+
+def _stream_places365(root, split, download, options):
+    paths, labels, classes = _places365_listing(root, split, download)
+    chunk = 4096
+    parts = ((_decode_images(paths[s : s + chunk], options.get("resize", 80)), labels[s : s + chunk]) for s in range(0, len(paths), chunk))
+    return len(paths), classes, parts
 
 
 def _name_number_lines(path: Path) -> list[tuple[str, int]]:
@@ -416,20 +469,33 @@ def _name_number_lines(path: Path) -> list[tuple[str, int]]:
     return rows
 
 
-def _load_imagenet64(root, split, download, options):
+def _imagenet64_files(root, split) -> list[Path]:
     base = _require_root("imagenet64", root, "Download the 64x64 downsampled ImageNet npz batches from image-net.org and put them there.")
     files = [base / f"train_data_batch_{i}.npz" for i in range(1, 11)] if split == "train" else [base / "val_data.npz"]
-    images, labels = [], []
     for f in files:
         if not f.is_file():
             raise ScorecastError(f"dataset 'imagenet64': {str(f)!r} not found (expected train_data_batch_1..10.npz and val_data.npz)")
-        data, batch_labels = _read_npz(f, ("data", "labels"))
-        if data.ndim != 2 or data.shape[1] != 3 * 64 * 64:
-            raise ScorecastError(f"dataset 'imagenet64': {str(f)!r} array 'data' has shape {data.shape}, expected (n, 12288) (3x64x64, CHW-flattened)")
-        source = f"dataset 'imagenet64': {str(f)!r}"
-        images.append(_check_images(source, data).reshape(-1, 3, 64, 64))
-        labels.append(_check_labels(source, batch_labels, len(data), 1000, first_label=1))  # stored 1-based
+    return files
+
+
+def _read_imagenet64(f: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One batch file: images (b, 3, 64, 64) uint8 and 0-based labels (b,)."""
+    data, batch_labels = _read_npz(f, ("data", "labels"))
+    if data.ndim != 2 or data.shape[1] != 3 * 64 * 64:
+        raise ScorecastError(f"dataset 'imagenet64': {str(f)!r} array 'data' has shape {data.shape}, expected (n, 12288) (3x64x64, CHW-flattened)")
+    source = f"dataset 'imagenet64': {str(f)!r}"
+    return _check_images(source, data).reshape(-1, 3, 64, 64), _check_labels(source, batch_labels, len(data), 1000, first_label=1)  # stored 1-based
+
+
+def _load_imagenet64(root, split, download, options):
+    images, labels = zip(*map(_read_imagenet64, _imagenet64_files(root, split)))
     return np.concatenate(images), np.concatenate(labels), [str(c) for c in range(1000)]
+
+
+def _stream_imagenet64(root, split, download, options):
+    files = _imagenet64_files(root, split)
+    n = sum(len(_read_npz(f, ("labels",))[0]) for f in files)  # npz members load one at a time: labels only
+    return n, [str(c) for c in range(1000)], map(_read_imagenet64, files)
 
 
 def _read_npz(path: Path, names: tuple[str, ...]) -> list[np.ndarray]:
@@ -516,6 +582,67 @@ REGISTRY: dict[str, DatasetSpec] = {
 }
 
 
+STREAMS: dict[str, Callable] = {"imagenet64": _stream_imagenet64, "places365": _stream_places365}
+"""Loaders that can yield a split in parts: ``stream(root, split, download, options) -> (n, classes,
+iterable of (images (b, ...) uint8, labels (b,)))``, so converting it never holds more than one part."""
+
+
+def _channels_first(images: np.ndarray) -> np.ndarray:
+    """(n, C, H, W) view of images stored (n, H, W, C) (C 1 or 3); channels-first input unchanged."""
+    return images.transpose(0, 3, 1, 2) if images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3) else images
+
+
+def _memory_mapped(name: str, split: str, root, download: bool, options: dict, folder: Path):
+    """(images (n, C, H, W) uint8 copy-on-write memmap, labels (n,), classes) of a split converted under ``folder``.
+
+    The first call converts the split in canonical order into ``folder/<name>-<split>/`` (images.npy,
+    labels.npy, classes.txt, source.json naming what was converted), part by part for
+    :data:`STREAMS` datasets; later calls only map the file. A folder converted from another
+    source or with other options is refused rather than reused.
+    """
+    target = Path(folder).expanduser() / f"{name}-{split}"
+    source = {"name": name, "split": split, "options": options}
+    if not (target / "source.json").is_file():
+        _convert(target, *(STREAMS[name] if name in STREAMS else _one_part(REGISTRY[name].loader))(root, split, download, options))
+        (target / "source.json").write_text(json.dumps(source, sort_keys=True))
+    found = json.loads((target / "source.json").read_text())
+    if found != json.loads(json.dumps(source)):
+        raise ScorecastError(f"data.mmap: {str(target)!r} holds a conversion of {found}, not of {source}; delete that folder or set another data.mmap")
+    images = np.load(target / "images.npy", mmap_mode="c")  # rows are read from disk when indexed; writes stay private
+    classes = (target / "classes.txt").read_text().splitlines()
+    return images, np.load(target / "labels.npy"), classes
+
+
+def _one_part(loader: Callable) -> Callable:
+    """A stream (see :data:`STREAMS`) that loads the whole split into memory as one part."""
+
+    def stream(root, split, download, options):
+        images, labels, classes = loader(root, split, download, options)
+        return len(labels), classes, [(images, labels)]
+
+    return stream
+
+
+def _convert(target: Path, n: int, classes: list, parts) -> None:
+    """Write parts (images (b, ...) uint8, labels (b,)) of an n-sample split to ``target`` in order."""
+    target.mkdir(parents=True, exist_ok=True)
+    images_out, labels_out, written = None, np.empty(n, dtype=np.int64), 0
+    for images, labels in parts:
+        images = _channels_first(images)
+        if images_out is None:
+            images_out = np.lib.format.open_memmap(target / "images.npy", mode="w+", dtype=np.uint8, shape=(n, *images.shape[1:]))
+        if images.shape[1:] != images_out.shape[1:] or written + len(images) > n:
+            raise ScorecastError(f"data.mmap: a part of shape {images.shape} does not fit {images_out.shape} after {written} samples; the source files are inconsistent")
+        images_out[written : written + len(images)] = images
+        labels_out[written : written + len(images)] = labels
+        written += len(images)
+    if written != n:
+        raise ScorecastError(f"data.mmap: the source lists {n} samples but yielded {written}; the source files are inconsistent")
+    images_out.flush()
+    np.save(target / "labels.npy", labels_out)
+    (target / "classes.txt").write_text("".join(f"{c}\n" for c in classes))
+
+
 def _stratified_sample(labels: np.ndarray, limit: int) -> np.ndarray:
     """Sorted positions of a seeded (seed 0) class-stratified sample of ``limit`` of ``labels``."""
     from sklearn.model_selection import train_test_split
@@ -536,21 +663,26 @@ def load_dataset(name: str, split: str = "train", root: str | Path | None = None
     ``resize`` (imagefolder, places365: side length images are scaled to), ``crop``/``pad``/``flip``
     (override the augmentation, e.g. crop 64 for a 64-px imagefolder), ``num_classes`` (npz),
     ``limit`` (train split only: keep a class-stratified random sample of this many samples, drawn
-    with seed 0, in canonical order; for CPU-sized runs).
+    with seed 0, in canonical order; for CPU-sized runs), ``mmap`` (a folder: for datasets larger
+    than RAM, the split is converted there once, in canonical order and part by part for
+    imagenet64/places365, and then memory-mapped, so images are read from disk as batches index
+    them; the images and labels equal the in-memory load's).
     """
     check_choice("data.name", name, REGISTRY)
     check_choice("split", split, SPLITS)
     spec = REGISTRY[name]
     aug_options = {k: options.pop(k) for k in ("crop", "pad", "flip") if k in options}
-    limit = options.pop("limit", None)
-    images, labels, classes = spec.loader(root, split, download, options)
+    limit, mmap = options.pop("limit", None), options.pop("mmap", None)
+    if mmap is None:
+        images, labels, classes = spec.loader(root, split, download, options)
+    else:
+        images, labels, classes = _memory_mapped(name, split, root, download, options, mmap)
     if limit is not None and split == "train":
         keep = _stratified_sample(np.asarray(labels), limit)
         images, labels = images[keep], np.asarray(labels)[keep]
     if images.ndim != 4:
         raise ScorecastError(f"dataset {name!r}: images must be 4-D, got shape {images.shape}")
-    if images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):  # stored channels-last
-        images = images.transpose(0, 3, 1, 2)
+    images = _channels_first(images)
     augmentation = Augmentation(**{**spec.augmentation.__dict__, **aug_options})
     if augmentation.crop > min(images.shape[2:]):
         raise ScorecastError(f"dataset {name!r}: crop {augmentation.crop} exceeds the image size {images.shape[2:]}; set data.crop")
@@ -559,7 +691,7 @@ def load_dataset(name: str, split: str = "train", root: str | Path | None = None
         mean, std = (float(np.mean(mean)),) * images.shape[1], (float(np.mean(std)),) * images.shape[1]
     return ImageDataset(
         name=name,
-        images=torch.from_numpy(np.require(images, requirements=["C", "W"])),
+        images=torch.from_numpy(images if isinstance(images, np.memmap) else np.require(images, requirements=["C", "W"])),
         labels=torch.from_numpy(np.asarray(labels, dtype=np.int64)),
         classes=[str(c) for c in classes],
         mean=tuple(mean),

@@ -39,7 +39,8 @@ from .validation import (
 
 METRICS = ("euclidean", "cosine")
 WEIGHTINGS = ("uniform", "exp")
-BACKENDS = ("auto", "faiss", "torch")
+BACKENDS = ("auto", "faiss", "torch", "ivf", "hnsw")
+IVF_PROBES, HNSW_LINKS = 32, 32  # approximate backends: IVF lists scanned per query; HNSW links per node
 
 Extrapolator = Callable[..., np.ndarray]
 
@@ -97,18 +98,39 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x / np.maximum(norms, np.finfo(np.float32).tiny), dtype=np.float32)
 
 
-def _faiss_searcher(base: np.ndarray, k: int, inner_product: bool):
+def _faiss_index(base: np.ndarray, inner_product: bool, kind: str, k: int):
+    """A faiss index over base (b, d): exact ("faiss"), IVF-Flat ("ivf": about 4 sqrt(b) k-means
+    lists trained on a seeded sample, IVF_PROBES scanned per query) or HNSW-Flat ("hnsw")."""
+    import faiss
+
+    dim, metric = base.shape[1], (faiss.METRIC_INNER_PRODUCT if inner_product else faiss.METRIC_L2)
+    if kind == "faiss":
+        index = (faiss.IndexFlatIP if inner_product else faiss.IndexFlatL2)(dim)
+    elif kind == "ivf":
+        lists = max(1, min(int(4 * math.sqrt(base.shape[0])), base.shape[0] // 39))  # faiss wants >= 39 training points per list
+        index = faiss.IndexIVFFlat((faiss.IndexFlatIP if inner_product else faiss.IndexFlatL2)(dim), dim, lists, metric)
+        sample = np.random.default_rng(0).choice(base.shape[0], min(base.shape[0], 64 * lists), replace=False)
+        index.train(base[np.sort(sample)])
+        index.nprobe = min(lists, IVF_PROBES)
+    else:
+        index = faiss.IndexHNSWFlat(dim, HNSW_LINKS, metric)
+        index.hnsw.efConstruction, index.hnsw.efSearch = 64, max(64, 2 * k)
+    index.add(base)
+    return index
+
+
+def _faiss_searcher(base: np.ndarray, k: int, inner_product: bool, kind: str = "faiss"):
     """Closure: query chunk (c, d) -> (raw distances, indices), both (c, k), ascending.
 
     Raw distance is the squared L2 distance, or 1 - <q, b> for ``inner_product`` (unit vectors).
+    ``kind`` picks the index (see :func:`_faiss_index`).
     """
-    import faiss
-
-    index = (faiss.IndexFlatIP if inner_product else faiss.IndexFlatL2)(base.shape[1])
-    index.add(base)
+    index = _faiss_index(base, inner_product, kind, k)
 
     def search(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         d, i = index.search(q, k)
+        if (i < 0).any():
+            raise ScorecastError(f"backend={kind!r} found fewer than {k} neighbours for some queries; use an exact backend (faiss or torch)")
         return (1.0 - d if inner_product else d), i
 
     return search
@@ -173,10 +195,12 @@ def nearest_neighbours(
         exclude_self: ``queries`` is ``base`` (same rows, same order); drop row i from its own list.
         backend: "faiss" (IndexFlatL2, or IndexFlatIP on unit vectors for cosine), "torch"
             (matmul ||q||^2 - 2 q.b + ||b||^2 over (query_chunk, base_chunk) blocks keeping a
-            running top-k, so memory stays bounded for any q and b) or "auto" (faiss when
-            installed, else torch).
+            running top-k, so memory stays bounded for any q and b) or "auto" (torch when
+            ``device`` resolves to CUDA, else faiss when installed, else torch). Approximate,
+            for millions of points on a CPU (recall against exact in BENCHMARKS.md): "ivf"
+            (faiss IVF-Flat) or "hnsw" (faiss HNSW-Flat); rows may then miss a true neighbour.
         query_chunk, base_chunk: block sizes; faiss tiles the base itself and uses only query_chunk.
-        device: torch backend only: "cpu", "cuda" or "auto".
+        device: torch backend (and the "auto" choice): "cpu", "cuda" or "auto".
 
     Returns:
         distances (q, k) float32 sorted ascending per row, indices (q, k) int64 into ``base``.
@@ -195,8 +219,9 @@ def nearest_neighbours(
     available = base.shape[0] - int(exclude_self)
     if k > available:
         raise ScorecastError(f"k={k} exceeds the {available} base samples available as neighbours")
+    device = resolve_device(device)
     if backend == "auto":
-        backend = "faiss" if _faiss_available() else "torch"
+        backend = "torch" if device.type == "cuda" or not _faiss_available() else "faiss"
 
     cosine = metric == "cosine"
     if cosine:
@@ -208,10 +233,10 @@ def nearest_neighbours(
             return x - centre
 
     k_search = k + int(exclude_self)
-    if backend == "faiss":
-        search = _faiss_searcher(prepare(base), k_search, cosine)
+    if backend == "torch":
+        search = _torch_searcher(prepare(base), k_search, cosine, base_chunk, device)
     else:
-        search = _torch_searcher(prepare(base), k_search, cosine, base_chunk, resolve_device(device))
+        search = _faiss_searcher(prepare(base), k_search, cosine, backend)
 
     distances = np.empty((queries.shape[0], k_search), dtype=np.float32)
     indices = np.empty((queries.shape[0], k_search), dtype=np.int64)
@@ -248,6 +273,7 @@ def knn(
     weighting: str = "uniform",
     metric: str = "euclidean",
     backend: str = "auto",
+    device: str = "auto",
 ) -> np.ndarray:
     """kNN extrapolation: each unscored sample gets the (weighted) mean of its k nearest subset scores.
 
@@ -256,7 +282,8 @@ def knn(
         subset_idx: (m,) distinct indices of the scored subset; subset_scores: (m,) their scores.
         k: neighbours, 1 <= k <= m.
         weighting: "uniform" (paper's "avg") or "exp" (paper's "weighted": softmax(-distance)).
-        metric: "euclidean" or "cosine"; backend: see :func:`nearest_neighbours`.
+        metric: "euclidean" or "cosine"; backend, device: see :func:`nearest_neighbours` (by
+            default a GPU when present, else faiss).
 
     Returns:
         (n,) float64; subset positions hold ``subset_scores`` exactly.
@@ -269,7 +296,7 @@ def knn(
     rest = _complement(Z.shape[0], idx)
     predicted = np.empty(0)
     if rest.size:
-        d, i = nearest_neighbours(Z[rest], Z[idx], k, metric=metric, backend=backend)
+        d, i = nearest_neighbours(Z[rest], Z[idx], k, metric=metric, backend=backend, device=device)
         predicted = _neighbour_average(d, scores[i], weighting)
     return _assemble(Z.shape[0], idx, scores, rest, predicted)
 
@@ -312,8 +339,11 @@ class KnnGraph:
             )
 
 
-def knn_graph(Z, k: int = 10, metric: str = "euclidean", backend: str = "auto", device: str = "cpu") -> KnnGraph:
-    """Exact kNN graph of the rows of Z (n, d), no self loops; pass it to :func:`gnn` as ``graph=``."""
+def knn_graph(Z, k: int = 10, metric: str = "euclidean", backend: str = "auto", device: str = "auto") -> KnnGraph:
+    """kNN graph of the rows of Z (n, d), no self loops; pass it to :func:`gnn` as ``graph=``.
+
+    Exact unless ``backend`` is "ivf" or "hnsw" (see :func:`nearest_neighbours`, which also
+    explains ``device``; a GPU when present)."""
     d, i = nearest_neighbours(Z, Z, k, metric=metric, exclude_self=True, backend=backend, device=device)
     return KnnGraph(d, i, metric)
 
@@ -380,6 +410,23 @@ def _features(Z: np.ndarray, labels) -> np.ndarray:
     return np.hstack([np.eye(labels.max() + 1, dtype=np.float32)[labels], Z])
 
 
+def _split(idx: np.ndarray, scores: np.ndarray, seed: int, val_fraction: float, standardize: bool):
+    """Seeded train/validation split of the subset: train, val positions into ``idx`` (int64),
+    (mean, std) of the train scores (0, 1 without ``standardize``) and the standardised scores (m,)."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ScorecastError(f"val_fraction={val_fraction!r} must lie strictly between 0 and 1")
+    n_val = int(round(val_fraction * idx.size))
+    if n_val < 2 or n_val >= idx.size:
+        raise ScorecastError(
+            f"subset of {idx.size} with val_fraction={val_fraction} leaves {n_val} validation samples; "
+            "need at least 2 and at least one for training"
+        )
+    order = np.random.default_rng(seed).permutation(idx.size)
+    val, train = order[:n_val], order[n_val:]
+    mean, std = (scores[train].mean(), scores[train].std() or 1.0) if standardize else (0.0, 1.0)
+    return train, val, (mean, std), (scores - mean) / std
+
+
 def _fit_predict(
     build: Callable[[], nn.Module],
     inputs: tuple[torch.Tensor, ...],
@@ -401,18 +448,8 @@ def _fit_predict(
     so the global torch RNG is left as it was.
     """
     epochs = check_positive_int("epochs", epochs)
-    if not 0.0 < val_fraction < 1.0:
-        raise ScorecastError(f"val_fraction={val_fraction!r} must lie strictly between 0 and 1")
-    n_val = int(round(val_fraction * idx.size))
-    if n_val < 2 or n_val >= idx.size:
-        raise ScorecastError(
-            f"subset of {idx.size} with val_fraction={val_fraction} leaves {n_val} validation samples; "
-            "need at least 2 and at least one for training"
-        )
-    order = np.random.default_rng(seed).permutation(idx.size)
-    val, train = order[:n_val], order[n_val:]
-    mean, std = (scores[train].mean(), scores[train].std() or 1.0) if standardize else (0.0, 1.0)
-    target = torch.from_numpy((scores - mean) / std).float().to(device)
+    train, val, (mean, std), standardised = _split(idx, scores, seed, val_fraction, standardize)
+    target = torch.from_numpy(standardised).float().to(device)
     train_nodes, val_nodes = (torch.from_numpy(idx[part]).to(device) for part in (train, val))
     inputs = tuple(t.to(device) for t in inputs)
 
@@ -439,6 +476,142 @@ def _fit_predict(
     return predicted * std + mean
 
 
+# ----------------------------------------------------------------------------- mini-batch GCN
+
+
+def _normalised_edges(graph: KnnGraph, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """GCNConv's normalised adjacency with self loops, one row per node.
+
+    Returns sources (n, k + 1) int64 (column 0 the node itself, then its first k neighbours) and
+    weights (n, k + 1) float32: w_ij / sqrt(deg_i deg_j), w_ij = exp(-d_ij / 2), self loop
+    w_ii = 1, deg_i = 1 + sum_j w_ij (as GCNConv normalises :meth:`KnnGraph.adjacency`).
+    """
+    if k > graph.k:
+        raise ScorecastError(f"the graph has k={graph.k} neighbours per node; cannot use k={k}")
+    n = graph.indices.shape[0]
+    neighbours = graph.indices[:, :k]
+    w = np.exp(-graph.distances[:, :k].astype(np.float32) / 2.0)
+    inv_sqrt = (1.0 + w.sum(1)) ** -0.5
+    weights = np.hstack([(inv_sqrt**2)[:, None], w * inv_sqrt[:, None] * inv_sqrt[neighbours]]).astype(np.float32)
+    return np.hstack([np.arange(n)[:, None], neighbours]), weights
+
+
+def _aggregate(h: torch.Tensor, sources: torch.Tensor, weights: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+    """(t, c) weighted sums out[i] = sum_f weights[i, f] h[sources[i, f]]; h (s, c), sources and
+    weights (t, f). Chunked over rows so the (chunk, f, c) gather stays small."""
+    out = h.new_empty((sources.shape[0], h.shape[1]))
+    for start in range(0, sources.shape[0], chunk):
+        rows = slice(start, start + chunk)
+        out[rows] = (h[sources[rows]] * weights[rows, :, None]).sum(1)
+    return out
+
+
+class _SampledGCNLayer(nn.Module):
+    """GCNConv's computation A (x W) + b over an explicit aggregation (sources, weights) per target
+    row, so it runs on sampled blocks and, in row chunks, on the whole graph. Glorot-initialised
+    weight, zero bias, like GCNConv. Aggregates before the linear map when that is narrower."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.lin = nn.Linear(in_channels, out_channels, bias=False)
+        nn.init.xavier_uniform_(self.lin.weight)
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+
+    def forward(self, x: torch.Tensor, sources: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """x (s, in) source rows; sources, weights (t, f) -> (t, out)."""
+        if self.lin.in_features < self.lin.out_features:
+            return self.lin(_aggregate(x, sources, weights)) + self.bias
+        return _aggregate(self.lin(x), sources, weights) + self.bias
+
+
+class _BlockStack(_Stack):
+    """:class:`_Stack` of :class:`_SampledGCNLayer` whose layer l aggregates over ``blocks[l]``
+    ((sources, weights), sources indexing the previous layer's rows); a single block (the whole
+    graph) serves every layer."""
+
+    def forward(self, x: torch.Tensor, blocks: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        for depth, layer in enumerate(self.layers):
+            x = layer(x, *blocks[min(depth, len(blocks) - 1)])
+            if depth < len(self.layers) - 1:
+                x = nn.functional.dropout(torch.relu(x), self.dropout, self.training)
+        return x.squeeze(-1)
+
+
+def _sample_blocks(targets: np.ndarray, sources: np.ndarray, weights: np.ndarray, fanout: int, layers: int, rng: np.random.Generator):
+    """Neighbour-sampled blocks for computing ``targets`` (b,) with a ``layers``-layer GCN.
+
+    Per layer each node keeps its self loop and ``fanout`` of its k neighbours drawn without
+    replacement (all when fanout >= k), neighbour weights scaled by k / fanout so the sum is
+    unbiased. sources, weights: (n, k + 1) from :func:`_normalised_edges`. Returns the input node
+    ids (s,) and the blocks, first layer first, as (positions (t, f + 1) into the previous layer's
+    rows, weights (t, f + 1)) tensors; the last block's rows are ``targets`` in order.
+    """
+    k, blocks, nodes = sources.shape[1] - 1, [], targets
+    for _ in range(layers):
+        src, w = sources[nodes], weights[nodes]
+        if fanout < k:
+            keep = np.hstack([np.zeros((len(nodes), 1), dtype=np.int64), 1 + np.argsort(rng.random((len(nodes), k)), axis=1)[:, :fanout]])
+            src, w = np.take_along_axis(src, keep, 1), np.take_along_axis(w, keep, 1) * np.r_[1.0, [k / fanout] * fanout].astype(np.float32)
+        nodes, positions = np.unique(src, return_inverse=True)
+        blocks.append((torch.from_numpy(positions.reshape(src.shape)), torch.from_numpy(np.ascontiguousarray(w))))
+    return nodes, blocks[::-1]
+
+
+def _fit_predict_sampled(
+    x: torch.Tensor,
+    edges: tuple[np.ndarray, np.ndarray],
+    dims: Sequence[int],
+    dropout: float,
+    idx: np.ndarray,
+    scores: np.ndarray,
+    seed: int,
+    epochs: int,
+    lr: float,
+    val_fraction: float,
+    standardize: bool,
+    batch_size: int,
+    fanout: int,
+    device: torch.device,
+) -> np.ndarray:
+    """Mini-batch counterpart of :func:`_fit_predict` for graphs too large for one full-batch step.
+
+    Same seeded train/validation split, targets, Adam and best-epoch choice; an epoch is a pass
+    over the training nodes in shuffled batches of ``batch_size``, each a step on
+    neighbour-sampled blocks (:func:`_sample_blocks`). Validation and the returned (n,) float64
+    predictions use the exact whole-graph forward, layer by layer in row chunks. Seeded numpy
+    and (forked) torch RNGs make it deterministic on CPU.
+    """
+    epochs = check_positive_int("epochs", epochs)
+    train, val, (mean, std), standardised = _split(idx, scores, seed, val_fraction, standardize)
+    target = torch.from_numpy(standardised).float().to(device)
+    sources, weights = edges
+    x = x.to(device)
+    whole = [(torch.from_numpy(sources).to(device), torch.from_numpy(weights).to(device))]
+    rng = np.random.default_rng(seed)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model = _BlockStack(dims, dropout, _SampledGCNLayer).to(device)
+        optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+        best, best_pred = -np.inf, None
+        for _ in range(epochs):
+            model.train()
+            order = rng.permutation(train)
+            for start in range(0, order.size, batch_size):
+                batch = order[start : start + batch_size]
+                inputs, blocks = _sample_blocks(idx[batch], sources, weights, fanout, len(dims) - 1, rng)
+                blocks = [(positions.to(device), w.to(device)) for positions, w in blocks]
+                optimiser.zero_grad()
+                nn.functional.mse_loss(model(x[torch.from_numpy(inputs).to(device)], blocks), target[batch]).backward()
+                optimiser.step()
+            model.eval()
+            with torch.no_grad():
+                predicted = model(x, whole).double().cpu().numpy()
+            quality = pearson(predicted[idx[val]], scores[val]) if np.isfinite(predicted).all() else -np.inf
+            if quality > best or best_pred is None:
+                best, best_pred = quality, predicted
+    return best_pred * std + mean
+
+
 def gnn(
     Z,
     subset_idx,
@@ -455,8 +628,10 @@ def gnn(
     standardize: bool = True,
     graph: KnnGraph | None = None,
     device: str = "auto",
+    batch_size: int | None = None,
+    fanout: int = 5,
 ) -> np.ndarray:
-    """GCN extrapolation over a directed kNN graph of all n samples (transductive, full batch).
+    """GCN extrapolation over a directed kNN graph of all n samples (transductive).
 
     Graph: each node i receives edges from its k nearest other samples j, weight exp(-d_ij / 2)
     (``graph`` reuses a :func:`knn_graph` built once, with at least k neighbours per node).
@@ -470,6 +645,13 @@ def gnn(
 
     Deterministic for a seed on CPU; the global torch RNG is not changed. ``device``: "auto"
     (CUDA when present), "cpu" or "cuda".
+
+    Mini-batch mode, for graphs whose full-batch activations do not fit (about 6 x n x
+    sum(hidden) floats; 1M nodes with (512, 256) need ~18 GB): ``batch_size`` training nodes per
+    Adam step on neighbour-sampled blocks (``fanout`` of each node's k neighbours per layer,
+    seeded), same model maths, split, targets and best-epoch choice, with validation and the
+    result from the exact whole-graph forward in row chunks (memory ~ n x max(hidden) floats
+    twice). An epoch is then a full pass over the training nodes, many steps.
 
     Returns:
         (n,) float64; subset positions hold ``subset_scores`` exactly.
@@ -486,12 +668,18 @@ def gnn(
         )
     x = torch.from_numpy(_features(Z, labels))
     dims = [x.shape[1], *hidden, 1]
-    with torch.sparse.check_sparse_tensor_invariants(False):  # explicit opt-out silences PyG-internal warnings
-        predicted = _fit_predict(
-            lambda: _Stack(dims, dropout, _gcn_conv),
-            (x, graph.adjacency(k)),
-            idx, scores, seed, epochs, lr, val_fraction, standardize, resolve_device(device),
+    if batch_size is not None:
+        predicted = _fit_predict_sampled(
+            x, _normalised_edges(graph, k), dims, dropout, idx, scores, seed, epochs, lr, val_fraction, standardize,
+            check_positive_int("batch_size", batch_size), check_positive_int("fanout", fanout), resolve_device(device),
         )
+    else:
+        with torch.sparse.check_sparse_tensor_invariants(False):  # explicit opt-out silences PyG-internal warnings
+            predicted = _fit_predict(
+                lambda: _Stack(dims, dropout, _gcn_conv),
+                (x, graph.adjacency(k)),
+                idx, scores, seed, epochs, lr, val_fraction, standardize, resolve_device(device),
+            )
     rest = _complement(Z.shape[0], idx)
     return _assemble(Z.shape[0], idx, scores, rest, predicted[rest])
 

@@ -47,8 +47,8 @@ DEFAULT_EXPERIMENT = {
     "device": "auto",
 }
 
-_RECIPE = {"epochs": int, "batch_size": int, "optimizer": str, "lr": float, "weight_decay": float, "momentum": float, "nesterov": bool, "schedule": str, "label_smoothing": float}
-_DATA = {"name": str, "root": (str, type(None)), "download": bool, "resize": int, "crop": int, "pad": int, "flip": bool, "num_classes": int, "limit": int}
+_RECIPE = {"epochs": int, "batch_size": int, "optimizer": str, "lr": float, "weight_decay": float, "momentum": float, "nesterov": bool, "schedule": str, "label_smoothing": float, "amp": (str, bool), "channels_last": (str, bool), "compile": bool}
+_DATA = {"name": str, "root": (str, type(None)), "download": bool, "resize": int, "crop": int, "pad": int, "flip": bool, "num_classes": int, "limit": int, "mmap": (str, type(None))}
 EXPERIMENT_SCHEMA = {
     "data": _DATA,
     "test_data": (dict, type(None)),
