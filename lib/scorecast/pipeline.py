@@ -102,7 +102,7 @@ class Pipeline(ScoreStages):
         config = {
             "data": self._data_key(),
             "model": self.model_name,
-            "recipe": recipe.__dict__,
+            "recipe": recipe.key(),
             "record": record.__dict__,
             "attack": None if self.attack is None else self.attack.__dict__,
             "seed": seed,
@@ -172,7 +172,7 @@ class Pipeline(ScoreStages):
             "data": self._data_key(),
             "test": self.experiment["test_data"],
             "model": self.model_name,
-            "recipe": recipe.__dict__,
+            "recipe": recipe.key(),
             "attack": None if self.attack is None else self.attack.__dict__,
             "robust": None if robust is None else robust.__dict__,
             "kept": digest(kept),

@@ -69,7 +69,7 @@ def retrain_and_evaluate(
     train(model, train_set, kept, recipe, seed=seed, attack=attack, device=device, desc="retrain")
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    clean, adv = predict(model, test_set, device=device, attack=robust_attack, seed=seed)
+    clean, adv = predict(model, test_set, device=device, attack=robust_attack, seed=seed, amp=recipe.amp, channels_last=recipe.channels_last)
     labels = test_set.labels.numpy()
     return {
         "top1": topk_accuracy(clean.numpy(), labels, 1),

@@ -14,6 +14,15 @@ Which forward pass produces the records (``RecordSpec.source``):
   inputs for the adversarial view). Costs an extra pass over the data.
 BatchNorm stays in train mode for every training step (the authors' code left it in eval mode
 after epoch 1 by accident).
+
+Speed options (recipe fields, resolved per device by :func:`execution`): ``amp`` (bf16 autocast),
+``channels_last`` (memory format of the model and its inputs), both "auto" = on on CUDA and off
+elsewhere; ``compile`` (``torch.compile`` of the training forward, off by default). Records stay
+on the device for a whole epoch and are copied to the memmaps once per epoch on CUDA (one host
+sync per array per epoch instead of one per batch); on the CPU they are written per batch, where
+a copy costs nothing. With every option at its default a CPU run is bit-identical to a run
+without these options. ``distributed=True`` trains data-parallel under ``torchrun``
+(:mod:`scorecast.distributed`).
 """
 
 from __future__ import annotations
@@ -29,11 +38,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .data import ImageDataset, batches
+from .data import ImageDataset, batches, to_device
 from .models import Classifier
 from .validation import ScorecastError, check_choice, check_positive_int, resolve_device
 
 VIEWS = ("clean", "adv")
+SWITCH = ("auto", True, False)
+SPEED_DEFAULTS = {"amp": "auto", "channels_last": "auto", "compile": False}
 
 
 def quiet() -> bool:
@@ -41,9 +52,9 @@ def quiet() -> bool:
     return os.environ.get("SCORECAST_QUIET") == "1"
 
 
-def progress(iterable: Iterable, desc: str, total: int | None = None) -> Iterable:
-    """Progress bar: a widget in JupyterLab, text in a terminal (``tqdm.auto``); silent when :func:`quiet`."""
-    return tqdm(iterable, desc=desc, total=total, disable=quiet(), leave=False)
+def progress(iterable: Iterable, desc: str, total: int | None = None, disable: bool = False) -> Iterable:
+    """Progress bar: a widget in JupyterLab, text in a terminal (``tqdm.auto``); silent when :func:`quiet` or ``disable``."""
+    return tqdm(iterable, desc=desc, total=total, disable=quiet() or disable, leave=False)
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,9 @@ class Recipe:
     nesterov: bool = False
     schedule: str = "constant"
     label_smoothing: float = 0.0
+    amp: str | bool = "auto"
+    channels_last: str | bool = "auto"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         check_positive_int("epochs", self.epochs)
@@ -70,6 +84,21 @@ class Recipe:
             raise ScorecastError(f"lr must be positive, got {self.lr!r}")
         if not 0 <= self.label_smoothing < 1:
             raise ScorecastError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing!r}")
+        for name in ("amp", "channels_last"):
+            value = getattr(self, name)
+            if not (value == "auto" or isinstance(value, bool)):
+                raise ScorecastError(f"{name} must be 'auto' (on with CUDA, off on the CPU), true or false; got {value!r}")
+        if not isinstance(self.compile, bool):
+            raise ScorecastError(f"compile must be true or false, got {self.compile!r}")
+
+    def key(self) -> dict:
+        """The fields that identify the recipe in cache keys: all of them, except speed options left
+        at their defaults (so the keys of runs made before these options existed stay valid)."""
+        return {k: v for k, v in self.__dict__.items() if SPEED_DEFAULTS.get(k, object()) != v}
+
+    def execution(self, device: str | torch.device = "auto") -> "Execution":
+        """This recipe's speed options resolved for ``device``."""
+        return execution(device, self.amp, self.channels_last, self.compile)
 
     def build(self, model: torch.nn.Module, steps_per_epoch: int):
         """(optimizer, per-iteration LR scheduler or None)."""
@@ -83,6 +112,40 @@ class Recipe:
         if self.schedule == "cosine":
             return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
         return opt, None
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How forward passes run: on ``device``, under bf16 autocast (``amp``), with the model and its
+    inputs in channels_last memory format, the training forward through ``torch.compile``."""
+
+    device: torch.device
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+
+    def autocast(self):
+        """Context for forward passes: bf16 autocast when ``amp``, else a no-op."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def place(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Move ``model`` (in place) to the device and memory format."""
+        model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, C, H, W) in the memory format the model expects."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+def execution(device: str | torch.device = "auto", amp: str | bool = "auto", channels_last: str | bool = "auto", compile: bool = False) -> Execution:
+    """Resolve speed options for ``device``: "auto" means on with CUDA, off elsewhere."""
+    dev = resolve_device(device)
+    for name, value in (("amp", amp), ("channels_last", channels_last)):
+        if not (value == "auto" or isinstance(value, bool)):
+            raise ScorecastError(f"{name} must be 'auto', True or False, got {value!r}")
+    gpu = dev.type == "cuda"
+    return Execution(dev, gpu if amp == "auto" else amp, gpu if channels_last == "auto" else channels_last, bool(compile))
 
 
 @dataclass(frozen=True)
@@ -125,13 +188,13 @@ class PGD:
 
     def perturb(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: ImageDataset, generator: torch.Generator | None = None) -> torch.Tensor:
         """Adversarial version of normalised inputs x (B, C, H, W); model mode is left unchanged."""
-        std = torch.tensor(dataset.std, device=x.device).view(1, -1, 1, 1)
-        mean = torch.tensor(dataset.mean, device=x.device).view(1, -1, 1, 1)
+        std = to_device(torch.tensor(dataset.std).view(1, -1, 1, 1), x.device)
+        mean = to_device(torch.tensor(dataset.mean).view(1, -1, 1, 1), x.device)
         lower, upper = (0 - mean) / std, (1 - mean) / std
         eps, step = self.eps / std, self.step / std
         delta = torch.zeros_like(x)
         if self.random_start:
-            delta = (torch.rand(x.shape, generator=generator).to(x.device) * 2 - 1) * eps
+            delta = (to_device(torch.rand(x.shape, generator=generator), x.device) * 2 - 1) * eps
         x_adv = torch.max(torch.min(x + delta, upper), lower).detach()
         for _ in range(self.steps):
             x_adv.requires_grad_(True)
@@ -179,12 +242,26 @@ class Dynamics:
 
 
 class _Recorder:
-    """Writes per-sample records into memory-mapped arrays in canonical order."""
+    """Per-sample records in canonical order, in memory-mapped arrays under ``directory``.
 
-    def __init__(self, directory: Path, indices: np.ndarray, epochs: int, num_classes: int, views: tuple[str, ...], softmax_epochs: tuple[int, ...]):
-        directory.mkdir(parents=True, exist_ok=True)
+    ``flush="batch"``: each batch's records are copied to the memmaps at once (a host sync per
+    array per batch on a GPU). ``flush="epoch"``: they are scattered into buffers (m,) / (m, C) on
+    the logits' device and copied once per epoch by :meth:`flush`; ``merge`` (data-parallel runs)
+    then combines every rank's buffers first (each sample is seen by one rank per epoch, the other
+    ranks' buffers hold zeros there). ``directory=None``: keep and merge buffers, write no files
+    (ranks other than 0). Both modes write bit-identical arrays for the same logits.
+    """
+
+    def __init__(self, directory: Path | None, indices: np.ndarray, epochs: int, num_classes: int, views: tuple[str, ...],
+                 softmax_epochs: tuple[int, ...], flush: str = "batch", merge=None):
+        check_choice("record flush", flush, ("batch", "epoch"))
         self.indices = np.asarray(indices, dtype=np.int64)
         self.slot = {row: s for s, row in enumerate(softmax_epochs)}
+        self.mode, self.merge, self.pending = flush, merge, {}
+        self.arrays = None
+        if directory is None:
+            return
+        directory.mkdir(parents=True, exist_ok=True)
         m = len(self.indices)
         np.save(directory / "indices.npy", self.indices)
 
@@ -204,19 +281,46 @@ class _Recorder:
         (directory / "dynamics.json").write_text(json.dumps(meta))
 
     def record(self, view: str, row: int, idx: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Record row ``row`` of samples idx (B,) CPU dataset positions from logits (B, C) and labels (B,)."""
         with torch.no_grad():
             logits = logits.detach().float()
             probs = logits.softmax(1)
-            cols = np.searchsorted(self.indices, idx.numpy())
-            arrays = self.arrays[view]
-            arrays["true_prob"][row, cols] = probs.gather(1, labels[:, None])[:, 0].cpu().numpy()
-            arrays["correct"][row, cols] = (logits.argmax(1) == labels).cpu().numpy()
-            arrays["loss"][row, cols] = F.cross_entropy(logits, labels, reduction="none").cpu().numpy()
+            values = {
+                "true_prob": probs.gather(1, labels[:, None])[:, 0],
+                "correct": logits.argmax(1) == labels,
+                "loss": F.cross_entropy(logits, labels, reduction="none"),
+            }
             if row in self.slot:
-                arrays["softmax"][self.slot[row], cols] = probs.cpu().numpy()
+                values["softmax"] = probs
+            cols = np.searchsorted(self.indices, idx.numpy())
+            if self.mode == "batch":
+                self._write(view, row, cols, values)
+                return
+            if (view, row) not in self.pending:
+                self.pending[(view, row)] = {name: torch.zeros((len(self.indices), *v.shape[1:]), dtype=v.dtype, device=v.device) for name, v in values.items()}
+            buffers, cols = self.pending[(view, row)], to_device(torch.from_numpy(cols), logits.device)
+            for name, v in values.items():
+                buffers[name][cols] = v
+
+    def flush(self) -> None:
+        """Copy the buffered rows (epoch mode) to the memmaps, merged across ranks first under ``merge``."""
+        for (view, row), buffers in self.pending.items():
+            if self.merge is not None:
+                buffers = {name: self.merge(buf) for name, buf in buffers.items()}
+            self._write(view, row, slice(None), buffers)
+        self.pending.clear()
+
+    def _write(self, view: str, row: int, cols, values: dict) -> None:
+        if self.arrays is None:
+            return
+        arrays = self.arrays[view]
+        for name, v in values.items():
+            target = arrays[name][self.slot[row]] if name == "softmax" else arrays[name][row]
+            target[cols] = v.cpu().numpy()
 
     def close(self) -> None:
-        for arrays in self.arrays.values():
+        self.flush()
+        for arrays in (self.arrays or {}).values():
             for arr in arrays.values():
                 arr.flush()
 
@@ -232,17 +336,36 @@ def train(
     attack: PGD | None = None,
     device: str = "auto",
     desc: str = "train",
+    record_flush: str = "auto",
+    distributed: bool = False,
 ) -> Dynamics | None:
     """Train ``model`` in place on ``dataset[indices]`` ((m,) dataset positions).
 
     ``seed`` drives batch order, augmentation, dropout and PGD random starts. With ``record``, the
     dynamics are written to ``record_dir`` and returned as :class:`Dynamics`; else returns None.
+    ``record_flush``: "batch", "epoch" or "auto" (epoch on CUDA, batch elsewhere); see :class:`_Recorder`.
+    ``distributed=True`` (inside an initialised ``torch.distributed`` process group, e.g. under
+    ``torchrun``; see :mod:`scorecast.distributed`): every rank runs this with the same arguments,
+    trains a DistributedDataParallel copy on its shard of every global batch of
+    ``recipe.batch_size`` (BatchNorm synchronised over the global batch), records the samples it
+    saw, and rank 0 merges the records into canonical order and returns the :class:`Dynamics`
+    (other ranks return None). The model's weights end up the same on every rank.
     """
     indices = np.sort(np.asarray(indices, dtype=np.int64))
     if len(indices) == 0:
         raise ScorecastError("train: no training samples (indices is empty)")
-    dev = resolve_device(device)
-    model.to(dev)
+    exe = recipe.execution(device)
+    check_choice("record_flush", record_flush, ("auto", "batch", "epoch"))
+    flush = ("epoch" if exe.device.type == "cuda" else "batch") if record_flush == "auto" else record_flush
+    model = exe.place(model)
+    shard, merge, net = None, None, model
+    if distributed:
+        from . import distributed as dist_tools
+
+        if attack is not None:
+            raise ScorecastError("train: distributed=True supports standard training only; run adversarial training in one process")
+        shard, merge, net, flush = dist_tools.rank_and_world(), dist_tools.merge_to_rank0, dist_tools.wrap(model, exe.device), "epoch"
+    runner = torch.compile(net) if exe.compile else net
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = -(-len(indices) // recipe.batch_size)
@@ -258,23 +381,29 @@ def train(
         if bad:
             raise ScorecastError(f"record.softmax_epochs {bad} lie outside the run's records 0..{rows - 1}")
         views = ("clean", "adv") if attack else ("clean",)
-        recorder = _Recorder(Path(record_dir), indices, rows, model.head.out_features, views, record.softmax_epochs)
+        folder = Path(record_dir) if shard is None or shard[0] == 0 else None
+        recorder = _Recorder(folder, indices, rows, model.head.out_features, views, record.softmax_epochs, flush, merge)
 
-    for epoch in progress(range(recipe.epochs), desc):
+    for epoch in progress(range(recipe.epochs), desc, disable=shard is not None and shard[0] != 0):
         row = None if recorder is None else record.row(epoch)
         record_in_train = row is not None and record.source == "train"
         model.train()
-        for x, y, idx in batches(dataset, indices, recipe.batch_size, train=True, generator=generator, device=dev):
-            x_in = x
-            if attack is not None:  # PGD against the current weights; clean view recorded before the step
-                model.eval()
-                x_in = attack.perturb(model, x, y, dataset, generator)
-                if record_in_train:
-                    with torch.no_grad():
-                        recorder.record("clean", row, idx, model(x), y)
-                model.train()
-            logits = model(x_in)
-            loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+        for step, (x, y, idx) in enumerate(batches(dataset, indices, recipe.batch_size, train=True, generator=generator, device=exe.device, shard=shard)):
+            x = x_in = exe.inputs(x)
+            with exe.autocast():
+                if attack is not None:  # PGD against the current weights; clean view recorded before the step
+                    model.eval()
+                    x_in = attack.perturb(runner, x, y, dataset, generator)
+                    if record_in_train:
+                        with torch.no_grad():
+                            recorder.record("clean", row, idx, runner(x), y)
+                    model.train()
+                logits = runner(x_in)
+                if shard is None:
+                    loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+                else:  # DDP averages gradients over ranks: scale each rank's sum so the result is the global batch's mean
+                    global_batch = min(recipe.batch_size, len(indices) - step * recipe.batch_size)
+                    loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing, reduction="sum") * (shard[1] / global_batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -283,15 +412,18 @@ def train(
             if record_in_train:
                 recorder.record("adv" if attack else "clean", row, idx, logits, y)
         if row is not None and not record_in_train:
-            clean, adv = predict(model, dataset, indices, device=str(dev), attack=attack, seed=seed + epoch)
-            labels = dataset.labels[indices]
-            recorder.record("clean", row, torch.as_tensor(indices), clean, labels)
+            mine = indices if shard is None else np.array_split(indices, shard[1])[shard[0]]
+            clean, adv = _eval_pass(model, dataset, mine, exe, 512, attack, seed + epoch, output="logits")
+            labels = dataset.labels[mine]
+            recorder.record("clean", row, torch.as_tensor(mine), clean, labels)
             if attack is not None:
-                recorder.record("adv", row, torch.as_tensor(indices), adv, labels)
+                recorder.record("adv", row, torch.as_tensor(mine), adv, labels)
+        if recorder is not None:
+            recorder.flush()
     if recorder is None:
         return None
     recorder.close()
-    return Dynamics(record_dir)
+    return Dynamics(record_dir) if recorder.arrays is not None else None
 
 
 def predict(
@@ -302,24 +434,28 @@ def predict(
     batch_size: int = 512,
     attack: PGD | None = None,
     seed: int = 0,
+    amp: str | bool = "auto",
+    channels_last: str | bool = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Eval-mode logits on test-transformed inputs, in the order of ``indices`` (default: all).
 
-    Returns (clean logits (n, C) CPU float32, adversarial logits (n, C) under ``attack`` or None).
+    ``amp``/``channels_last``: as the recipe fields ("auto": on with CUDA). Returns (clean logits
+    (n, C) CPU float32, adversarial logits (n, C) under ``attack`` or None).
     """
-    return _eval_pass(model, dataset, indices, device, batch_size, attack, seed, output="logits")
+    return _eval_pass(model, dataset, indices, execution(device, amp, channels_last), batch_size, attack, seed, output="logits")
 
 
-def embed(model: Classifier, dataset: ImageDataset, indices: np.ndarray | None = None, device: str = "auto", batch_size: int = 512) -> np.ndarray:
+def embed(model: Classifier, dataset: ImageDataset, indices: np.ndarray | None = None, device: str = "auto", batch_size: int = 512,
+          amp: str | bool = "auto", channels_last: str | bool = "auto") -> np.ndarray:
     """Penultimate features (n, d) float32 of every sample (eval mode, test transform, no augmentation)."""
-    return _eval_pass(model, dataset, indices, device, batch_size, None, 0, output="embedding")[0].numpy()
+    return _eval_pass(model, dataset, indices, execution(device, amp, channels_last), batch_size, None, 0, output="embedding")[0].numpy()
 
 
 def softmax_outputs(model: Classifier, dataset: ImageDataset, augment_seed: int | None = None, attack: PGD | None = None, device: str = "auto", batch_size: int = 512) -> np.ndarray:
     """Eval-mode softmax (n, C) float32 of every sample in canonical order: on the clean test
     transform (``augment_seed`` None) or on one train-time augmentation drawn with that seed;
-    under ``attack`` the inputs are first perturbed with PGD."""
-    clean, adv = _eval_pass(model, dataset, None, device, batch_size, attack, augment_seed or 0, output="logits", augment=augment_seed is not None)
+    under ``attack`` the inputs are first perturbed with PGD. Speed options at "auto"."""
+    clean, adv = _eval_pass(model, dataset, None, execution(device), batch_size, attack, augment_seed or 0, output="logits", augment=augment_seed is not None)
     return (clean if adv is None else adv).softmax(1).numpy()
 
 
@@ -331,18 +467,31 @@ def view_softmax(model: Classifier, dataset: ImageDataset, views: int, attack: P
                      for k in range(views)])
 
 
-def _eval_pass(model, dataset, indices, device, batch_size, attack, seed, output: str, augment: bool = False):
-    """Eval-mode pass in the order of ``indices``: (clean logits or embeddings, adversarial logits or None)."""
-    dev = resolve_device(device)
-    model.to(dev).eval()
+def _eval_pass(model, dataset, indices, exe: Execution, batch_size, attack, seed, output: str, augment: bool = False):
+    """Eval-mode pass in the order of ``indices`` under ``exe``: (clean logits or embeddings (n, D),
+    adversarial logits (n, C) or None), CPU float32. Each batch's output is copied into a host array
+    (pinned on CUDA, without a host sync); the pass waits for the device once, at the end."""
+    model = exe.place(model).eval()
     indices = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
     generator = torch.Generator().manual_seed(seed)
-    clean, adv = [], []
-    for x, y, _ in batches(dataset, indices, batch_size, train=augment, generator=generator, device=dev, shuffle=False):
-        with torch.no_grad():
-            clean.append((model.embed(x) if output == "embedding" else model(x)).float().cpu())
-        if attack is not None:
-            x_adv = attack.perturb(model, x, y, dataset, generator)
+    outputs: dict[str, torch.Tensor] = {}
+
+    def keep(name: str, start: int, value: torch.Tensor) -> None:
+        if name not in outputs:
+            outputs[name] = torch.empty((len(indices), value.shape[1]), dtype=torch.float32, pin_memory=exe.device.type == "cuda")
+        outputs[name][start : start + len(value)].copy_(value, non_blocking=True)
+
+    start = 0
+    for x, y, _ in batches(dataset, indices, batch_size, train=augment, generator=generator, device=exe.device, shuffle=False):
+        x = exe.inputs(x)
+        with exe.autocast():
             with torch.no_grad():
-                adv.append(model(x_adv).float().cpu())
-    return torch.cat(clean), (torch.cat(adv) if adv else None)
+                keep("clean", start, (model.embed(x) if output == "embedding" else model(x)).float())
+            if attack is not None:
+                x_adv = attack.perturb(model, x, y, dataset, generator)
+                with torch.no_grad():
+                    keep("adv", start, model(x_adv).float())
+        start += len(x)
+    if exe.device.type == "cuda":
+        torch.cuda.synchronize(exe.device)
+    return outputs["clean"], outputs.get("adv")
