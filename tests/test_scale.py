@@ -112,3 +112,14 @@ def test_mini_batch_gnn_bad_options(option):
     Z, idx, scores, graph = _smooth_problem(200)
     with pytest.raises(ScorecastError):
         E.gnn(Z, idx, scores, graph=graph, epochs=1, device="cpu", **{"k": 10, **option})
+
+
+def test_memory_mapped_places365_streams_in_parts(tmp_path, monkeypatch):
+    from scorecast.dryrun import write_places365
+
+    write_places365(tmp_path / "places", n_train=9, n_test=2, present=3)
+    monkeypatch.setattr(D, "PLACES_PART", 4)  # 9 images in parts of 4, 4, 1
+    memory = D.load_dataset("places365", "train", tmp_path / "places", resize=72)
+    mapped = D.load_dataset("places365", "train", tmp_path / "places", resize=72, mmap=tmp_path / "mm")
+    assert mapped.images.shape == (9, 3, 72, 72)
+    assert torch.equal(memory.images, mapped.images) and torch.equal(memory.labels, mapped.labels)

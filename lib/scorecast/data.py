@@ -449,10 +449,13 @@ def _load_places365(root, split, download, options):
     return _decode_images(paths, options.get("resize", 80)), labels, classes
 
 
+PLACES_PART = 4096  # images decoded at a time when converting Places365 for data.mmap
+
+
 def _stream_places365(root, split, download, options):
     paths, labels, classes = _places365_listing(root, split, download)
-    chunk = 4096
-    parts = ((_decode_images(paths[s : s + chunk], options.get("resize", 80)), labels[s : s + chunk]) for s in range(0, len(paths), chunk))
+    size, resize = PLACES_PART, options.get("resize", 80)
+    parts = ((_decode_images(paths[s : s + size], resize), labels[s : s + size]) for s in range(0, len(paths), size))
     return len(paths), classes, parts
 
 

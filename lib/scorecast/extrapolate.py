@@ -139,27 +139,27 @@ def _faiss_searcher(base: np.ndarray, k: int, inner_product: bool, kind: str = "
 def _torch_searcher(base: np.ndarray, k: int, inner_product: bool, base_chunk: int, device: torch.device):
     """Closure like :func:`_faiss_searcher`, by matmul over base chunks with a running top-k.
 
-    Memory per call is one (c, base_chunk) distance block plus (c, 2k) candidates, whatever the
-    base size.
+    Blocks rank by ||b||^2 - 2 q.b (one fused addmm; the query's ||q||^2 is added to the k
+    survivors only) or by q.b for ``inner_product``. Memory per call is one (c, base_chunk) block
+    plus (c, 2k) candidates, whatever the base size.
     """
     b = torch.from_numpy(base).to(device)
     b_sq = b.square().sum(1)
 
     def search(q_np: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         q = torch.from_numpy(q_np).to(device)
-        q_sq = q.square().sum(1, keepdim=True)
-        best_d = torch.empty((q.shape[0], 0), device=device)
+        best = torch.empty((q.shape[0], 0), device=device)
         best_i = torch.empty((q.shape[0], 0), dtype=torch.int64, device=device)
         for start in range(0, b.shape[0], base_chunk):
             stop = min(start + base_chunk, b.shape[0])
-            block = q @ b[start:stop].T  # turned into distances in place: one block in memory
-            block = block.neg_().add_(1.0) if inner_product else block.mul_(-2.0).add_(b_sq[start:stop]).add_(q_sq)
-            block_d, block_i = torch.topk(block, min(k, stop - start), dim=1, largest=False, sorted=False)
-            cand_d = torch.cat([best_d, block_d], 1)
+            block = q @ b[start:stop].T if inner_product else torch.addmm(b_sq[start:stop], q, b[start:stop].T, alpha=-2.0)
+            block_v, block_i = torch.topk(block, min(k, stop - start), dim=1, largest=inner_product, sorted=False)
+            cand = torch.cat([best, block_v], 1)
             cand_i = torch.cat([best_i, block_i + start], 1)
-            best_d, pos = torch.topk(cand_d, min(k, cand_d.shape[1]), dim=1, largest=False, sorted=True)
+            best, pos = torch.topk(cand, min(k, cand.shape[1]), dim=1, largest=inner_product, sorted=True)
             best_i = cand_i.gather(1, pos)
-        return best_d.cpu().numpy(), best_i.cpu().numpy()
+        distances = 1.0 - best if inner_product else best + q.square().sum(1, keepdim=True)
+        return distances.cpu().numpy(), best_i.cpu().numpy()
 
     return search
 
