@@ -627,21 +627,26 @@ def _one_part(loader: Callable) -> Callable:
 
 
 def _convert(target: Path, n: int, classes: list, parts) -> None:
-    """Write parts (images (b, ...) uint8, labels (b,)) of an n-sample split to ``target`` in order."""
+    """Write parts (images (b, ...) uint8, labels (b,)) of an n-sample split to ``target`` in order.
+
+    Images go to images.npy (n, C, H, W) by plain file writes, so only the current part is in memory.
+    """
     target.mkdir(parents=True, exist_ok=True)
-    images_out, labels_out, written = None, np.empty(n, dtype=np.int64), 0
-    for images, labels in parts:
-        images = _channels_first(images)
-        if images_out is None:
-            images_out = np.lib.format.open_memmap(target / "images.npy", mode="w+", dtype=np.uint8, shape=(n, *images.shape[1:]))
-        if images.shape[1:] != images_out.shape[1:] or written + len(images) > n:
-            raise ScorecastError(f"data.mmap: a part of shape {images.shape} does not fit {images_out.shape} after {written} samples; the source files are inconsistent")
-        images_out[written : written + len(images)] = images
-        labels_out[written : written + len(images)] = labels
-        written += len(images)
+    labels_out, shape, written = np.empty(n, dtype=np.int64), None, 0
+    with open(target / "images.npy", "wb") as out:
+        for images, labels in parts:
+            images = np.ascontiguousarray(_channels_first(images))
+            if shape is None:
+                shape = (n, *images.shape[1:])
+                np.lib.format.write_array_header_1_0(out, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape})
+            if images.shape[1:] != shape[1:] or written + len(images) > n:
+                raise ScorecastError(f"data.mmap: a part of shape {images.shape} does not fit {shape} after {written} samples; the source files are inconsistent")
+            out.write(memoryview(images).cast("B"))
+            labels_out[written : written + len(images)] = labels
+            written += len(images)
+            del images, labels  # before the next part is read
     if written != n:
         raise ScorecastError(f"data.mmap: the source lists {n} samples but yielded {written}; the source files are inconsistent")
-    images_out.flush()
     np.save(target / "labels.npy", labels_out)
     (target / "classes.txt").write_text("".join(f"{c}\n" for c in classes))
 

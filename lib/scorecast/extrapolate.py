@@ -6,8 +6,9 @@ elsewhere and arrives here as ``Z`` (n, d). Every extrapolator has the call shap
     f(Z, subset_idx, subset_scores, ...) -> (n,) float64
 
 with ``out[subset_idx] == subset_scores`` exactly (subset samples keep their own scores) and the
-other n - m entries predicted. Also here: exact nearest-neighbour search (faiss or chunked torch),
-the kNN graph the GNN trains on, choosing hyper-parameters by cross-validation on the subset (or
+other n - m entries predicted. Also here: nearest-neighbour search (exact: faiss or chunked torch,
+on a GPU when present; approximate for millions of points on a CPU: faiss IVF or HNSW), the kNN
+graph the GNN trains on (full batch, or neighbour-sampled mini-batches for large graphs), choosing hyper-parameters by cross-validation on the subset (or
 by the paper's oracle), and rank calibration against oversmoothing.
 """
 
