@@ -38,7 +38,7 @@ VARIANTS = ("plain", "record-train", "record-eval")
 class Accounting:
     """Wall and CPU seconds spent inside the recording machinery during one train() call:
     _Recorder (memmap setup, per-batch record, flush) and, for source "eval", the extra
-    predict() pass. Measured inside the same run as the total, so machine-wide contention hits
+    eval pass (_eval_pass). Measured inside the same run as the total, so machine-wide contention hits
     both alike: on a busy shared machine this ratio is far more stable than a difference of
     two noisy totals."""
 
@@ -63,7 +63,7 @@ class Accounting:
     def __enter__(self):
         for name in ("__init__", "record", "close"):
             self._wrap(train_module._Recorder, name)
-        self._wrap(train_module, "predict")
+        self._wrap(train_module, "_eval_pass")  # the eval source's extra pass
         return self
 
     def __exit__(self, *exc):
