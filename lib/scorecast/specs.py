@@ -310,7 +310,7 @@ class KNN(Extrapolator):
     k: int | str = option(10, low=1, choices=("cv", "oracle"))
     weighting: str = option("uniform", choices=("uniform", "exp"))
     metric: str = option("euclidean", choices=("euclidean", "cosine"))
-    backend: str = option("auto", choices=("auto", "faiss", "torch"))
+    backend: str = option("auto", choices=("auto", "faiss", "torch", "ivf", "hnsw"))
     ks: tuple[int, ...] = option((1, 5, 10, 20, 50, 100), low=1)
 
     def check(self, where: str) -> None:
@@ -335,13 +335,16 @@ class Learned(Extrapolator):
 
 @spec
 class GNN(Learned):
-    """GCN over a kNN graph of all samples (:func:`scorecast.extrapolate.gnn`)."""
+    """GCN over a kNN graph of all samples (:func:`scorecast.extrapolate.gnn`); ``batch_size`` (default:
+    full batch) trains on neighbour-sampled mini-batches (``fanout`` neighbours per node and layer)."""
 
     name: ClassVar[str] = "gnn"
     k: int = option(10, low=1)
     hidden: tuple[int, ...] = option((512, 256), low=1)
     epochs: int = option(50, low=1)
     metric: str = option("euclidean", choices=("euclidean", "cosine"))
+    batch_size: int | None = option(None, low=1)
+    fanout: int = option(5, low=1)
 
 
 @spec
