@@ -21,7 +21,8 @@ What each rank does (``train``): the global batch order and augmentation draws a
 single-process run with the same seed; rank r takes the r-th contiguous part of each global batch
 (:func:`scorecast.data.batches` with ``shard``). Its loss is scaled so that DDP's gradient average
 equals the gradient of the global batch's mean loss, and BatchNorm uses the global batch's
-statistics (:func:`wrap`), so the run is the single-process run up to float summation order.
+statistics (:func:`wrap`), so the run is the single-process run up to float summation order
+(dropout masks excepted: every rank draws its own; the paper's models use no dropout).
 Each rank records the samples it saw into per-epoch buffers; :func:`merge_to_rank0` sums them on
 rank 0 (every sample is seen by exactly one rank per epoch, so the sum is exact), which writes the
 memmaps in canonical order.
