@@ -423,3 +423,25 @@ def test_record_every_must_divide_the_epochs(digits, tmp_path):
         train(model, ds, np.arange(50), Recipe(epochs=3), seed=0, device="cpu", record=RecordSpec("train", (), every=2), record_dir=tmp_path)
     with pytest.raises(ScorecastError, match="record.every"):
         RecordSpec("train", (), every=0)
+
+
+@pytest.mark.parametrize("source, attack", [("train", PGD(steps=1)), ("eval", None), ("eval", PGD(steps=1))])
+def test_records_copied_per_epoch_equal_records_copied_per_batch(digits, tmp_path, source, attack):
+    """Both views, both record sources: buffering a whole epoch before the host copy (the CUDA
+    default) writes the arrays that per-batch copies (the CPU default) write, bit for bit."""
+    ds = digits[0]
+    runs = []
+    for flush in ("batch", "epoch"):
+        model = build_model("tiny_cnn", ds.num_classes, ds.in_channels, seed=0)
+        runs.append(train(model, ds, np.arange(150), Recipe(epochs=2, batch_size=64), 0, RecordSpec(source, (0,)),
+                          tmp_path / flush, attack=attack, device="cpu", record_flush=flush))
+    assert runs[0].views == runs[1].views == (["clean", "adv"] if attack else ["clean"])
+    for view in runs[0].views:
+        for kind in ("true_prob", "correct", "loss", "softmax"):
+            np.testing.assert_array_equal(getattr(runs[0], kind)(view), getattr(runs[1], kind)(view), err_msg=f"{view} {kind}")
+
+
+def test_unknown_record_flush_is_refused(digits, tmp_path):
+    ds = digits[0]
+    with pytest.raises(ScorecastError, match="record_flush"):
+        train(build_model("tiny_cnn", 10, 1, seed=0), ds, np.arange(20), Recipe(epochs=1), 0, RecordSpec(), tmp_path, device="cpu", record_flush="step")
