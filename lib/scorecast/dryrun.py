@@ -168,7 +168,7 @@ GENERATED = {
     "cifar10": Generated("cifar10", write_cifar, n_train=100, n_test=20, present=10),
     "cifar100": Generated("cifar100", functools.partial(write_cifar, variant="cifar100"), n_train=20, n_test=20, present=10),
     "npz:100": Generated("cifar100-1m-npz", write_npz, n_train=40, n_test=0, present=10),
-    "npz:10": Generated("adversarial-2m-npz", write_npz, n_train=40, n_test=0, present=10),
+    "npz:10": Generated("adversarial-2m-npz", write_npz, n_train=10, n_test=0, present=10),  # WideResNet-28-10 with PGD: the costliest
     "places365": Generated("places365", write_places365, n_train=40, n_test=10, present=10),
     "imagenet64": Generated("imagenet64", write_imagenet64, n_train=40, n_test=10, present=10),
 }
