@@ -21,7 +21,7 @@ from .data import ImageDataset
 from .registry import METHODS, SCORERS, build_method, build_scorer, check_distinct_labels, check_paradigm
 from .specs import MethodSpec, ScorerSpec
 from .stages import STAGE_VERSIONS, ScoreResult, load_split
-from .validation import ScorecastError, check_rate
+from .validation import ScorecastError, check_rate, resolve_device
 
 
 def check_rates_keep_samples(rates, n: int) -> None:
@@ -42,7 +42,10 @@ class ScoreStages:
         return load_split(self.experiment["data"], "train")
 
     def _data_key(self) -> dict:
-        return {"spec": self.experiment["data"], "fingerprint": self.train_set.fingerprint()}
+        """What every stage's cache key shares: the training data (spec and content fingerprint) and
+        the device type the stages run on (CUDA runs default to bf16 and channels_last, so a CPU and
+        a GPU run of the same config give different numbers and must not share an artefact)."""
+        return {"spec": self.experiment["data"], "fingerprint": self.train_set.fingerprint(), "device": resolve_device(self.device).type}
 
     def frozen_features(self, encoder: dict) -> tuple[np.ndarray, float]:
         """(label-free features (n, d) float32 of all training samples from a frozen ``encoder``
