@@ -284,7 +284,7 @@ def prepare(scratch: Path, selected: list[str]) -> list[tuple[str, str, Path, Pa
     runs = paper_runs()
     unknown = [s for s in selected if not any(r == s or r.startswith(f"{s}@") for r in runs)]
     if unknown:
-        raise ScorecastError(f"dry run: no paper run named {unknown}; runs: {sorted(runs)}")
+        raise ScorecastError(f"no paper run named {unknown}; runs: {sorted(runs)}")
     chosen = {r: v for r, v in runs.items() if not selected or any(r == s or r.startswith(f"{s}@") for s in selected)}
     out = []
     for run, (notebook, params, experiment) in chosen.items():
