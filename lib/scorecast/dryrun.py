@@ -244,7 +244,7 @@ def shrink(params: dict, experiment: dict, data: dict[str, Path], scratch: Path,
     for encoder in [params.get("encoder"), *(m.get("encoder") for m in params.get("methods", []))]:
         if encoder and encoder.get("name") == "dinov2" and not encoder.get("stand_in"):
             encoder["stand_in"] = True
-            notes.append(f"DINOv2 {encoder.get('arch', '')} -> a random STAND-IN".replace("  ", " "))
+            notes.append(f"DINOv2 ({encoder.get('arch', 'default arch')}) -> a random STAND-IN")
     params["experiment"] = experiment
     notes = list(dict.fromkeys(notes))
     params["cache_dir"] = str(scratch / "cache")
