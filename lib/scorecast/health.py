@@ -24,6 +24,7 @@ on stderr), and returns ``(curves, warnings)``.
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -162,13 +163,15 @@ def _show(curves: pd.DataFrame, warnings: list[str]) -> None:
     fig.tight_layout()
     try:
         from IPython import get_ipython
-        from IPython.display import Markdown, display
+        from IPython.display import Image, Markdown, display
 
         in_notebook = get_ipython() is not None
     except ImportError:
         in_notebook = False
-    if in_notebook:
-        display(fig)
+    if in_notebook:  # as PNG bytes: shown whatever the matplotlib backend (batch runs use Agg)
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=100, bbox_inches="tight")
+        display(Image(data=png.getvalue()))
         text = "\n".join(f"> ⚠ {w}\n>" for w in warnings) if warnings else "Health: every scoring run converged and subset runs match their full runs' phase."
         display(Markdown(text))
     else:
