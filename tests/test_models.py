@@ -9,6 +9,7 @@ from scorecast.validation import ScorecastError
 
 EMBEDDING_DIM = {
     "tiny_cnn": 64,
+    "cnn_bn": 128,
     "resnet20": 64,
     "resnet32": 64,
     "resnet18": 512,
