@@ -6,9 +6,10 @@ Run (from the repository root, PYTHONPATH=lib):
   python benchmarks/bench_scale.py gnn --n 1000000 --d 64
 
 data: writes n random images in the imagenet64 npz format (10 train batch files), converts
-them with ``load_dataset(..., mmap=folder)`` (streaming, one file at a time), then maps the
-converted file, hashes it (fingerprint), draws 20 shuffled training batches of 256 and makes one
-test-transform pass over every sample (a per-sample mean: an embedding pass without a model).
+them with ``load_dataset(..., mmap=folder)`` (streaming, one file at a time), then, each in a
+fresh process, maps the converted file, hashes it (fingerprint), draws 20 shuffled training
+batches of 256, and makes one test-transform pass over every sample (a per-sample mean: an
+embedding pass without a model).
 knn: exact kNN graph (faiss and chunked torch) at ``--sizes``, the approximate ivf and hnsw
 backends with their recall@k against exact, and ivf at ``--big`` with recall measured on 2,000
 random query rows against an exact torch search of those rows.
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -72,33 +75,42 @@ class Peak:
 def data(args) -> None:
     folder = Path(args.folder)
     raw, mapped = folder / "imagenet64", folder / "mmap"
-    raw.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    per_file = args.n // 10
-    start = time.perf_counter()
-    for i in range(1, 11):
-        np.savez(raw / f"train_data_batch_{i}.npz", data=rng.integers(0, 256, (per_file, 12288), dtype=np.uint8),
-                 labels=rng.integers(1, 1001, per_file))
-    print(f"generated {10 * per_file:,} images ({10 * per_file * 12288 / 1e9:.1f} GB) in {time.perf_counter() - start:.0f} s")
-    print("| phase | seconds | peak VmHWM MiB | peak RssAnon MiB |\n|---|---|---|---|")
+    if not args.phases_only:
+        raw.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(0)
+        per_file = args.n // 10
+        start = time.perf_counter()
+        for i in range(1, 11):
+            np.savez(raw / f"train_data_batch_{i}.npz", data=rng.integers(0, 256, (per_file, 12288), dtype=np.uint8),
+                     labels=rng.integers(1, 1001, per_file))
+        print(f"generated {10 * per_file:,} images ({10 * per_file * 12288 / 1e9:.1f} GB) in {time.perf_counter() - start:.0f} s")
+        print("| phase | seconds | peak VmHWM MiB | peak RssAnon MiB |\n|---|---|---|---|")
+        with Peak() as p:
+            D.load_dataset("imagenet64", "train", raw, mmap=mapped)
+        print(p.row("convert (first load with mmap)"), flush=True)
+        shutil.rmtree(raw)
+    for phase in ("map", "fingerprint", "batches", "pass"):  # each in a fresh process: its VmHWM is its own
+        subprocess.run([sys.executable, __file__, "data-phase", phase, "--folder", args.folder, "--threads", str(args.threads)], check=True)
+
+
+def data_phase(args) -> None:
+    folder = Path(args.folder)
     with Peak() as p:
-        D.load_dataset("imagenet64", "train", raw, mmap=mapped)
-    print(p.row("convert (first load with mmap)"))
-    shutil.rmtree(raw)
+        dataset = D.load_dataset("imagenet64", "train", folder / "imagenet64", mmap=folder / "mmap")
+    if args.phase == "map":
+        print(p.row("map (later loads)"))
+        return
     with Peak() as p:
-        dataset = D.load_dataset("imagenet64", "train", raw, mmap=mapped)
-    print(p.row("map (later loads)"))
-    with Peak() as p:
-        dataset.fingerprint()
-    print(p.row("fingerprint (sequential read of every row)"))
-    generator = torch.Generator().manual_seed(0)
-    with Peak() as p:
-        for step, _ in zip(range(20), D.batches(dataset, np.arange(len(dataset)), 256, train=True, generator=generator)):
-            pass
-    print(p.row("20 shuffled training batches of 256"))
-    with Peak() as p:
-        means = torch.cat([x.mean((1, 2, 3)) for x, _, _ in D.batches(dataset, np.arange(len(dataset)), 1024, train=False)])
-    print(p.row(f"test-transform pass over all {len(means):,} samples"))
+        if args.phase == "fingerprint":
+            dataset.fingerprint()
+        elif args.phase == "batches":
+            for _ in zip(range(20), D.batches(dataset, np.arange(len(dataset)), 256, train=True, generator=torch.Generator().manual_seed(0))):
+                pass
+        else:
+            torch.cat([x.mean((1, 2, 3)) for x, _, _ in D.batches(dataset, np.arange(len(dataset)), 1024, train=False)])
+    label = {"fingerprint": "fingerprint (sequential read of every row)", "batches": "20 shuffled training batches of 256",
+             "pass": f"test-transform pass over all {len(dataset):,} samples (per-sample mean)"}[args.phase]
+    print(p.row(label), flush=True)
 
 
 def recall(found: np.ndarray, exact: np.ndarray) -> float:
@@ -129,6 +141,8 @@ def knn(args) -> None:
 def gnn(args) -> None:
     print("| n | mode | epochs | seconds | peak VmHWM MiB | peak RssAnon MiB |\n|---|---|---|---|---|---|")
     for n, modes in ((args.full_n, ("full batch", "mini-batch")), (args.n, ("mini-batch",))):
+        if not n:
+            continue
         Z = clustered(n, args.d)
         rng = np.random.default_rng(1)
         idx, labels = rng.choice(n, n // 5, replace=False), rng.integers(100, size=n)
@@ -148,11 +162,13 @@ def gnn(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("data", "knn", "gnn"))
+    parser.add_argument("what", choices=("data", "data-phase", "knn", "gnn"))
+    parser.add_argument("phase", nargs="?", choices=("map", "fingerprint", "batches", "pass"), help="data-phase only")
+    parser.add_argument("--phases-only", action="store_true", help="data: measure an existing conversion under --folder")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--folder", default="/tmp/scorecast-scale")
     parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--full-n", type=int, default=100_000)
+    parser.add_argument("--full-n", type=int, default=100_000, help="gnn: size for full batch vs mini-batch (0: skip)")
     parser.add_argument("--d", type=int, default=64)
     parser.add_argument("--sizes", type=int, nargs="*", default=[25_000, 50_000, 100_000])
     parser.add_argument("--big", type=int, default=1_000_000)
@@ -164,7 +180,7 @@ def main() -> None:
 
     faiss.omp_set_num_threads(args.threads)
     Path(args.folder).mkdir(parents=True, exist_ok=True)
-    {"data": data, "knn": knn, "gnn": gnn}[args.what](args)
+    {"data": data, "data-phase": data_phase, "knn": knn, "gnn": gnn}[args.what](args)
 
 
 if __name__ == "__main__":

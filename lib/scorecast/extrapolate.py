@@ -497,7 +497,7 @@ def _normalised_edges(graph: KnnGraph, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.hstack([np.arange(n)[:, None], neighbours]), weights
 
 
-def _aggregate(h: torch.Tensor, sources: torch.Tensor, weights: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+def _aggregate(h: torch.Tensor, sources: torch.Tensor, weights: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
     """(t, c) weighted sums out[i] = sum_f weights[i, f] h[sources[i, f]]; h (s, c), sources and
     weights (t, f). Chunked over rows so the (chunk, f, c) gather stays small."""
     out = h.new_empty((sources.shape[0], h.shape[1]))
