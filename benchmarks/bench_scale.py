@@ -13,8 +13,9 @@ embedding pass without a model).
 knn: exact kNN graph (faiss and chunked torch) at ``--sizes``, the approximate ivf and hnsw
 backends with their recall@k against exact, and ivf at ``--big`` with recall measured on 2,000
 random query rows against an exact torch search of those rows.
-gnn: kNN graph (ivf) of n clustered points, then mini-batch ``gnn`` (paper architecture, 100
-classes, m = n/5) for one epoch, and at ``--full-n`` one full-batch and one mini-batch epoch.
+gnn: kNN graph (ivf, or with --random-graph random neighbours: same cost) of n clustered points,
+then mini-batch ``gnn`` (paper architecture, 100 classes, m = n/5) for one epoch, and at
+``--full-n`` one full-batch and one mini-batch epoch.
 
 Peak memory: VmHWM (resident set, including pages of a mapped file, which the kernel can drop
 at any time) and the peak of RssAnon (private memory, what must fit in RAM), sampled every
@@ -148,7 +149,10 @@ def gnn(args) -> None:
         idx, labels = rng.choice(n, n // 5, replace=False), rng.integers(100, size=n)
         scores = Z[idx, 0] + rng.normal(size=n // 5)
         cached = Path(args.folder) / f"graph-{n}-{args.d}.npz"
-        if cached.is_file():
+        if args.random_graph:  # time and memory of the GCN depend on n and k, not on which neighbours
+            distances = np.sort(rng.random((n, 10), dtype=np.float32) * 10, axis=1)
+            graph = E.KnnGraph(distances, (np.arange(n)[:, None] + rng.integers(1, n, (n, 10))) % n, "euclidean")
+        elif cached.is_file():
             with np.load(cached) as arrays:
                 graph = E.KnnGraph(arrays["distances"], arrays["indices"], "euclidean")
         else:
@@ -173,6 +177,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[25_000, 50_000, 100_000])
     parser.add_argument("--big", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--random-graph", action="store_true", help="gnn: random 10-neighbour graph instead of an ivf kNN graph")
     parser.add_argument("--fanout", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

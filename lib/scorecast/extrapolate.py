@@ -631,11 +631,13 @@ def gnn(
     device: str = "auto",
     batch_size: int | None = None,
     fanout: int = 5,
+    backend: str = "auto",
 ) -> np.ndarray:
     """GCN extrapolation over a directed kNN graph of all n samples (transductive).
 
     Graph: each node i receives edges from its k nearest other samples j, weight exp(-d_ij / 2)
-    (``graph`` reuses a :func:`knn_graph` built once, with at least k neighbours per node).
+    (``graph`` reuses a :func:`knn_graph` built once, with at least k neighbours per node;
+    otherwise it is built here with ``backend``, see :func:`nearest_neighbours`).
     Features: [one-hot(labels) || Z] when ``labels`` (n,) are given, else Z. Model:
     GCNConv(in, 512)-ReLU-Dropout-GCNConv(512, 256)-ReLU-Dropout-GCNConv(256, 1) (``hidden``).
     Training: MSE on 90 % of the subset, Adam(lr), one full-batch step per epoch, keep the epoch
@@ -661,7 +663,7 @@ def gnn(
     k = check_positive_int("k", k)
     check_choice("metric", metric, METRICS)
     if graph is None:
-        graph = knn_graph(Z, k, metric=metric)
+        graph = knn_graph(Z, k, metric=metric, backend=backend, device=device)
     elif graph.indices.shape[0] != Z.shape[0] or graph.metric != metric:
         raise ScorecastError(
             f"graph was built on {graph.indices.shape[0]} samples with metric={graph.metric!r}; "

@@ -336,7 +336,8 @@ class Learned(Extrapolator):
 @spec
 class GNN(Learned):
     """GCN over a kNN graph of all samples (:func:`scorecast.extrapolate.gnn`); ``batch_size`` (default:
-    full batch) trains on neighbour-sampled mini-batches (``fanout`` neighbours per node and layer)."""
+    full batch) trains on neighbour-sampled mini-batches (``fanout`` neighbours per node and layer);
+    ``backend`` builds the kNN graph (``ivf``/``hnsw``: approximate, for millions of samples on a CPU)."""
 
     name: ClassVar[str] = "gnn"
     k: int = option(10, low=1)
@@ -345,6 +346,7 @@ class GNN(Learned):
     metric: str = option("euclidean", choices=("euclidean", "cosine"))
     batch_size: int | None = option(None, low=1)
     fanout: int = option(5, low=1)
+    backend: str = option("auto", choices=("auto", "faiss", "torch", "ivf", "hnsw"))
 
 
 @spec
