@@ -8,7 +8,8 @@
 - :func:`write_index`: ``<folder>/index.html``: per artefact the sentence, the paper's number, ours
   (read from the tier's CSV), the verdict, the figure at full width (click to enlarge) and links to the
   page, the CSV, the PDF and every extra file; variant runs (``<notebook>--<variant>/``) beside their
-  artefact; files no artefact claims under "Other files"; the tier, git commit and date.
+  artefact; files no artefact claims under "Other files"; the tier and which code, commit and machine
+  executed its notebooks (provenance.json), and the date.
 - :func:`tiers_table`: a notebook's settings in every tier, generated from ``params/<tier>/`` (one place
   instead of a hand-written table per notebook).
 """
@@ -20,7 +21,6 @@ import html
 import json
 import os
 import re
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from . import provenance
 from .paths import project_root
 
 TIERS = ("smoke", "cpu", "paper")
@@ -192,12 +193,19 @@ def ours_values(artefact: Artefact, csv: Path) -> list[str]:
     return out
 
 
-def _git_commit(folder: Path) -> str:
-    try:
-        result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
-        return result.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
+def _provenance_line(folder: Path) -> str:
+    """Which code and machine executed the tier's notebooks (``provenance.json``), and when."""
+    path = folder / provenance.PROVENANCE
+    if not path.exists():
+        return ("notebooks executed before provenance was recorded (no <code>provenance.json</code>; "
+                "<code>git log</code> of this folder tells when)")
+    entries = json.loads(path.read_text()).values()
+    commits = sorted({e["commit"] or "unknown" for e in entries})
+    hashes = sorted({e["code_hash"] for e in entries})
+    dates = sorted(e["date"] for e in entries)
+    machines = sorted({f"{e['cpu']}, {e['threads']} thread(s), {e['cpu_capability']}" for e in entries})
+    return (f"notebooks executed {html.escape(dates[0])} to {html.escape(dates[-1])} at commit(s) <code>{html.escape(', '.join(commits))}</code>, "
+            f"code hash <code>{html.escape(', '.join(hashes))}</code>, on {html.escape('; '.join(machines))}")
 
 
 def _run_html(folder: Path, run: str, title: str, files: list[str]) -> str:
@@ -278,7 +286,7 @@ dt {{ font-weight: 600; }} dd {{ margin: 0; }}
 <p>Executed notebooks reproducing <em>Effective Data Pruning through Score Extrapolation</em> (arXiv 2506.09010),
 in the paper's order. Paper numbers, our numbers from this tier's tables, and the verdicts of
 <a href="{_relative(reproduction, folder)}">REPRODUCTION.md</a> (written for the cpu tier). Click a figure to enlarge it.</p>
-<p class="meta">tier <code>{html.escape(folder.name)}</code> &middot; commit <code>{html.escape(_git_commit(folder))}</code> &middot; generated {generated}</p>
+<p class="meta">tier <code>{html.escape(folder.name)}</code> &middot; {_provenance_line(folder)} &middot; index generated {generated}</p>
 {"".join(sections)}
 </body></html>
 """
