@@ -184,11 +184,12 @@ def test_machine_settings_are_part_of_the_key(tmp_path, monkeypatch):
     other_isa = cache.get("train", "1", CONFIG, compute)
     assert not other_isa.cached and other_isa.machine["aten_cpu_capability"] == "default"
     monkeypatch.delenv("ATEN_CPU_CAPABILITY")
+    this_cpu = cache_module._cpu_model
     monkeypatch.setattr(cache_module, "_cpu_model", lambda: "Another CPU")
     other_cpu = cache.get("train", "1", CONFIG, compute)
     assert not other_cpu.cached and other_cpu.machine["cpu"] == "Another CPU"
     assert compute.calls == 4 and len({base.path, other_threads.path, other_isa.path, other_cpu.path}) == 4
-    monkeypatch.undo()
+    monkeypatch.setattr(cache_module, "_cpu_model", this_cpu)  # back to base's settings (whatever the outer environment sets)
     assert cache.get("train", "1", CONFIG, compute).path == base.path and compute.calls == 4
 
 
