@@ -533,8 +533,8 @@ class _BlockStack(_Stack):
     def forward(self, x: torch.Tensor, blocks: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         for depth, layer in enumerate(self.layers):
             x = layer(x, *blocks[min(depth, len(blocks) - 1)])
-            if depth < len(self.layers) - 1:
-                x = nn.functional.dropout(torch.relu(x), self.dropout, self.training)
+            if depth < len(self.layers) - 1:  # in place: one (n, hidden) array, not two, in the whole-graph pass
+                x = nn.functional.dropout(x.relu_(), self.dropout, self.training)
         return x.squeeze(-1)
 
 
