@@ -520,9 +520,9 @@ class _SampledGCNLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, sources: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """x (s, in) source rows; sources, weights (t, f) -> (t, out)."""
-        if self.lin.in_features < self.lin.out_features:
-            return self.lin(_aggregate(x, sources, weights)) + self.bias
-        return _aggregate(self.lin(x), sources, weights) + self.bias
+        if self.lin.in_features < self.lin.out_features:  # bias added in place: no second (t, out) array
+            return self.lin(_aggregate(x, sources, weights)).add_(self.bias)
+        return _aggregate(self.lin(x), sources, weights).add_(self.bias)
 
 
 class _BlockStack(_Stack):
