@@ -68,7 +68,8 @@ def compare_table(name: str, stored: pd.DataFrame, fresh: pd.DataFrame, toleranc
         quantity = quantity_of(column, tolerances)
         if quantity is None or tolerances[quantity]["tolerance"] is None:
             continue
-        tolerance = float(tolerances[quantity]["tolerance"])
+        spec = tolerances[quantity]
+        tolerance = float(spec.get("std_tolerance", spec["tolerance"]) if column.endswith("_std") else spec["tolerance"])
         a, b = stored[column].to_numpy(float), fresh[column].to_numpy(float)
         for row in range(len(a)):
             if np.isnan(a[row]) != np.isnan(b[row]) or abs(a[row] - b[row]) > tolerance:
