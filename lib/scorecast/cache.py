@@ -17,8 +17,8 @@ winner's; a corrupted one is renamed aside, then removed. A writer holds a lock 
 temporary folder while it computes; temporary folders older than :data:`STALE_SECONDS` that no
 live writer holds are removed on the next write to that stage.
 
-Each :meth:`Cache.get` prints one line to stdout (unless ``SCORECAST_QUIET`` is set to anything
-but ``0``), e.g. ``[scorecast] train 1a2b3c4d: computed in 12.3 s``.
+Each :meth:`Cache.get` prints one line to stdout (unless :func:`scorecast.train.quiet`: batch runs
+and tests set ``SCORECAST_QUIET=1``), e.g. ``[scorecast] train 1a2b3c4d: computed in 12.3 s``.
 
 Root: ``SCORECAST_CACHE`` or ``<project root>/.cache`` (git-ignored; :func:`scorecast.paths.cache_root`).
 """
@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from .paths import cache_root
+from .train import quiet
 
 MANIFEST = "manifest.json"
 MANIFEST_DIGEST = "manifest.json.sha256"
@@ -109,8 +110,8 @@ def _locked(folder: Path, wait: bool = True) -> Iterator[bool]:
 
 
 def _log(stage: str, folder: Path, message: str) -> None:
-    """One line per stage on stdout, unless ``SCORECAST_QUIET=1`` (batch runs and tests), as train.quiet."""
-    if os.environ.get("SCORECAST_QUIET") != "1":
+    """One line per stage on stdout, unless quiet (the same switch as the progress bars)."""
+    if not quiet():
         print(f"[scorecast] {stage} {folder.name[:8]}: {message}", flush=True)
 
 

@@ -30,7 +30,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import prune, registry
+from IPython.display import Image, Markdown
+
+from . import plots, prune, registry
 
 CONVERGENCE_GAIN = 0.05
 FIT_FLOOR = 0.5
@@ -161,19 +163,9 @@ def _show(curves: pd.DataFrame, warnings: list[str]) -> None:
         ax.set(title=title, xlabel="share of training done", ylabel="", xlim=(0, 1))
     fig.suptitle("Scoring runs: training curves (one line per seed)", y=1.02)
     fig.tight_layout()
-    try:
-        from IPython import get_ipython
-        from IPython.display import Image, Markdown, display
-
-        in_notebook = get_ipython() is not None
-    except ImportError:
-        in_notebook = False
-    if in_notebook:  # as PNG bytes: shown whatever the matplotlib backend (batch runs use Agg)
-        png = io.BytesIO()
-        fig.savefig(png, format="png", dpi=100, bbox_inches="tight")
-        display(Image(data=png.getvalue()))
-        text = "\n".join(f"> ⚠ {w}\n>" for w in warnings) if warnings else "Health: every scoring run converged and subset runs match their full runs' phase."
-        display(Markdown(text))
-    else:
+    png = io.BytesIO()  # shown as PNG bytes, whatever the matplotlib backend (batch runs use Agg)
+    fig.savefig(png, format="png", dpi=100, bbox_inches="tight")
+    text = "\n".join(f"> ⚠ {w}\n>" for w in warnings) if warnings else "Health: every scoring run converged and subset runs match their full runs' phase."
+    if not (plots.show(Image(data=png.getvalue())) and plots.show(Markdown(text))):
         print("\n".join(warnings) or "Health: no warnings")
     plt.close(fig)

@@ -28,6 +28,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from IPython import get_ipython
+from IPython.display import Image, display
 
 from .paths import resolve
 from .validation import ScorecastError
@@ -113,15 +115,17 @@ def save(fig, table: pd.DataFrame, name: str, output_dir: str | Path, display: b
     table.to_csv(paths["csv"], index=False)
     plt.close(fig)
     if display:
-        try:
-            from IPython import get_ipython
-            from IPython.display import Image, display as show
-
-            if get_ipython() is not None:
-                show(Image(filename=str(paths["png"])))
-        except ImportError:  # plain Python without IPython: files only
-            pass
+        show(Image(filename=str(paths["png"])))
     return paths
+
+
+def show(obj) -> bool:
+    """Display ``obj`` (an IPython Image, Markdown, Styler, ...) in a notebook or IPython; returns
+    whether it was shown, so plain Python can fall back to printing."""
+    if get_ipython() is None:
+        return False
+    display(obj)
+    return True
 
 
 def _rounded(table: pd.DataFrame, digits: int) -> pd.DataFrame:
@@ -243,16 +247,8 @@ def show_table(table: pd.DataFrame, digits: int = 3, sort: bool | list[str] = Tr
     Deterministic output for nbval: do not pass timing columns to a cell whose output is compared.
     """
     view = table_view(table, digits, sort, rows, columns, values, best, caption)
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-
-        if get_ipython() is not None:
-            display(view)
-            return
-    except ImportError:
-        pass
-    print(repr(view))
+    if not show(view):
+        print(repr(view))
 
 
 def _sort_key_value(value):

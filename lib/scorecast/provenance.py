@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -76,5 +75,4 @@ def record(results_dir: str | Path, run: str, tier: str) -> dict:
 if __name__ == "__main__":
     if len(sys.argv) != 5 or sys.argv[1] != "record":
         sys.exit("usage: python -m scorecast.provenance record <results dir> <run name> <tier>")
-    os.environ.setdefault("SCORECAST_QUIET", "1")
     record(sys.argv[2], sys.argv[3], sys.argv[4])
