@@ -6,7 +6,7 @@ changed and ``subset_length`` set to each protocol: DU scores of a full run and 
 run (seeds 0 and 1); the subset-vs-full agreement on the subset samples ("ceiling" Spearman), kNN
 and GNN Spearman on the samples outside the subset, and the health warnings of the runs.
 
-    python benchmarks/protocol_generality.py [--limit 10000] [--seeds 0 1]
+    python benchmarks/protocol_generality.py [--limit 10000] [--seeds 0 1] [--protocols steps] [--datasets fashion-mnist]
 
 Datasets: Fashion-MNIST (Debian's dataset-fashion-mnist, a 10k class-stratified sample of its
 training split) and a held-out CIFAR-10 sample (the 10,000 test images, never a training image of
@@ -49,13 +49,15 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=10000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--protocols", nargs="+", default=["epochs", "steps"])
+    parser.add_argument("--datasets", nargs="+", choices=["fashion-mnist", "cifar10-heldout"], default=["fashion-mnist", "cifar10-heldout"])
     args = parser.parse_args()
     base = yaml.safe_load((ROOT / "params" / "cpu" / "experiment.yaml").read_text())
-    datasets = {"fashion-mnist": {"name": "fashion-mnist", "limit": args.limit},
-                "cifar10-heldout": {"name": "imagefolder", "root": heldout_cifar()}}
+    datasets = {"fashion-mnist": lambda: {"name": "fashion-mnist", "limit": args.limit},
+                "cifar10-heldout": lambda: {"name": "imagefolder", "root": heldout_cifar()}}
     methods = [{"name": "knn", "k": 10}, {"name": "gnn", "k": 10, "labels": True}]
     rows, warnings = [], []
-    for dataset, data in datasets.items():
+    for dataset in args.datasets:
+        data = datasets[dataset]()
         for protocol in args.protocols:
             start = time.time()
             pipe = Pipeline({**base, "data": data, "subset_length": protocol}, os.environ.get("SCORECAST_CACHE"))

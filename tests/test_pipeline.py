@@ -6,7 +6,7 @@ import pytest
 
 import scorecast.pipeline as pipeline_module
 import scorecast.prune as prune_module
-from scorecast import prune
+from scorecast import plots, prune
 from scorecast import proxy as proxy_module
 from scorecast import scores as scores_module
 from scorecast.data import random_subset
@@ -157,8 +157,9 @@ def test_accuracy_table(done):
     table = done["pipe"].accuracy_table([DU], methods, [0.5], [0], fraction=0.3)
     assert list(table.columns) == [
         "scorer", "method", "fraction", "rate", "seed", "top1", "top5", "robust_top1",
-        *[f"{phase}_seconds" for phase in PHASES], "final_training_seconds", "scorer_spec", "method_spec",
+        *[f"{phase}_seconds" for phase in PHASES], "final_training_seconds", "class_balanced", "scorer_spec", "method_spec",
     ]
+    assert not table["class_balanced"].any()
     assert table["method_spec"].tolist() == [build_method(m) for m in methods]
     assert table["method"].tolist() == ["full", "random", "knn(k=5)"]
     assert table["fraction"].isna().tolist() == [True, True, False]
@@ -168,6 +169,24 @@ def test_accuracy_table(done):
     assert table["scoring_seconds"].iloc[0] == done["full"].seconds["scoring"]
     assert table["scoring_seconds"].iloc[1] == 0.0
     assert table["embedding_seconds"].iloc[2] >= 0 and table["final_training_seconds"].gt(0).all()
+
+
+def test_pruning_table_adds_rate_zero_once_and_class_balanced_rows(done):
+    """Rate 0 keeps every sample, so it is one retrain per seed whatever the method; full and random
+    appear once over several fractions; balanced_methods add class-balanced rows at rates > 0 only."""
+    pipe = done["pipe"]
+    table = pipe.pruning_table([DU], [{"name": "full"}, KNN], [0.0, 0.5], [0], [0.2, 0.3], balanced_methods=[{"name": "full"}])
+    global_rows = table[~table["class_balanced"]]
+    assert sorted(global_rows["method"].unique()) == ["full", "knn(k=5)"]
+    assert len(global_rows[global_rows["method"] == "full"]) == 2  # rates 0 and 0.5, not once per fraction
+    assert len(global_rows[global_rows["method"] == "knn(k=5)"]) == 4  # two fractions x two rates
+    unpruned = global_rows[global_rows["rate"] == 0.0]
+    assert unpruned["top1"].nunique() == 1  # the same model: every sample kept
+    balanced = table[table["class_balanced"]]
+    assert balanced["method"].tolist() == ["full"] and balanced["rate"].tolist() == [0.5]
+    assert balanced["top1"].iloc[0] == pipe.retrain(done["full"].scores, 0.5, 0, class_balanced=True)["top1"]
+    labels = plots.with_setting(table)["setting"]
+    assert "full class-balanced" in labels.tolist() and "knn(k=5) @ 0.3" in labels.tolist()
 
 
 def test_bad_requests(done):

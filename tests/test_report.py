@@ -83,5 +83,5 @@ def test_tiers_table_is_generated_from_the_parameter_files():
     table = report.tiers_table("fig2_accuracy_vs_pruning_rate")
     lines = table.splitlines()
     assert lines[2].startswith("| smoke | digits | tiny_cnn | 20 / 10 |")
-    assert any(line.startswith("| cpu | imagefolder, 20,000 samples |") for line in lines)
+    assert any(line.startswith("| cpu | imagefolder, 10,000 samples | cnn_bn | 15 / 15 |") for line in lines)
     assert table._repr_markdown_() == str(table)

@@ -85,7 +85,7 @@ NOTEBOOK_KEYS = {
     "fractions": list,
     "seeds": list,
     "k_grid": list,
-    "class_balanced": bool,
+    "balanced_methods": list,
     "encoder": dict,
     "turtle": dict,
     "augmentations": int,
@@ -245,6 +245,8 @@ def validate_notebook_params(params: dict, source: str) -> dict:
     methods = [registry.build_method(entry, f"{source}: methods[{i}]") for i, entry in enumerate(params.get("methods", []))]
     for i, spec in enumerate(methods):
         registry.check_paradigm(spec, paradigm, f"{source}: methods[{i}]")
+    for i, entry in enumerate(params.get("balanced_methods", [])):
+        registry.check_paradigm(registry.build_method(entry, f"{source}: balanced_methods[{i}]"), paradigm, f"{source}: balanced_methods[{i}]")
     try:
         registry.check_distinct_labels(methods)
     except ScorecastError as err:

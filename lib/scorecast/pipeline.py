@@ -197,9 +197,25 @@ class Pipeline(ScoreStages):
                 "scorer": scorer.name, "method": method.title(), "fraction": None if method.direct else fraction,
                 "rate": rate, "seed": seed, "top1": out["top1"], "top5": out["top5"], "robust_top1": out["robust_top1"],
                 **{f"{phase}_seconds": result.seconds.get(phase, 0.0) for phase in PHASES},
-                "final_training_seconds": out["train_seconds"], "scorer_spec": scorer, "method_spec": method,
+                "final_training_seconds": out["train_seconds"], "class_balanced": class_balanced,
+                "scorer_spec": scorer, "method_spec": method,
             })
         return pd.DataFrame(rows)
+
+    def pruning_table(self, scorers: list, methods: list, rates: list[float], seeds: list[int],
+                      fractions: list[float], balanced_methods: list = ()) -> pd.DataFrame:
+        """:meth:`accuracy_table` over every subset fraction: global pruning for ``methods`` at
+        ``rates``, and class-balanced pruning (each class keeps the same share) for
+        ``balanced_methods`` at the rates above 0 (rate 0 keeps every sample either way). Methods
+        that need no subset (full, random) appear once, not once per fraction. One row per scorer x
+        method x pruning x rate x seed; ``class_balanced`` (bool) tells the two prunings apart."""
+        tables = [self.accuracy_table(scorers, methods, rates, seeds, fraction) for fraction in fractions]
+        pruned_rates = [rate for rate in rates if rate > 0]
+        if balanced_methods and pruned_rates:
+            tables += [self.accuracy_table(scorers, balanced_methods, pruned_rates, seeds, fraction, class_balanced=True)
+                       for fraction in fractions]
+        table = pd.concat(tables, ignore_index=True)
+        return table.drop_duplicates(["scorer", "method", "fraction", "class_balanced", "rate", "seed"]).reset_index(drop=True)
 
 
 class UnsupervisedPipeline(ScoreStages):

@@ -263,10 +263,13 @@ def _sort_key(column: pd.Series) -> pd.Series:
 
 
 def with_setting(table: pd.DataFrame) -> pd.DataFrame:
-    """Copy of ``table`` with a ``setting`` column: the method, plus ``@ <fraction>`` when it has a subset fraction."""
+    """Copy of ``table`` with a ``setting`` column: the method, plus ``@ <fraction>`` when it has a
+    subset fraction, plus `` class-balanced`` where the ``class_balanced`` column is true."""
     out = table.copy()
     fractions = out["fraction"] if "fraction" in out else pd.Series(np.nan, index=out.index)
-    out["setting"] = [m if pd.isna(f) else f"{m} @ {f:g}" for m, f in zip(out["method"], fractions)]
+    balanced = out["class_balanced"] if "class_balanced" in out else pd.Series(False, index=out.index)
+    out["setting"] = [(m if pd.isna(f) else f"{m} @ {f:g}") + (" class-balanced" if b else "")
+                      for m, f, b in zip(out["method"], fractions, balanced)]
     return out
 
 
@@ -275,13 +278,15 @@ def line_over_seeds(table: pd.DataFrame, x: str, y: str, hue: str = "method", ax
     """Mean +- std over seeds of ``y`` against ``x`` (a rate or fraction), one line per ``hue``.
 
     ``table`` is tidy, one row per seed (e.g. ``Pipeline.accuracy_table``); the error bars are
-    the std over the rows sharing x and hue, i.e. over seeds (none with a single seed).
+    the std over the rows sharing x and hue, i.e. over seeds (none with a single seed). Labels
+    ending in "class-balanced" (:func:`with_setting`) are drawn dashed.
     Draws on ``ax`` (a new figure when None) and returns the Axes.
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.8))
     labels = table[hue].unique()
-    sns.lineplot(data=table, x=x, y=y, hue=hue, style=hue, palette=palette(labels), markers=markers(labels), dashes=False,
+    dashes = {label: (4, 2) if str(label).endswith("class-balanced") else "" for label in labels}  # class-balanced pruning: dashed
+    sns.lineplot(data=table, x=x, y=y, hue=hue, style=hue, palette=palette(labels), markers=markers(labels), dashes=dashes,
                  errorbar="sd", err_style="bars", ax=ax, err_kws={"capsize": 3})
     ax.set_xlabel(xlabel or x)
     ax.set_ylabel(ylabel or y)
