@@ -20,6 +20,7 @@ EXPERIMENT = {
     "scoring": {"epochs": 6, "batch_size": 128},
     "record": {"source": "train", "trajectory": "last", "trajectory_length": 6},
     "retrain": {"epochs": 3, "batch_size": 64, "lr": 0.01},
+    "subset_length": "epochs",  # one run per subset (the protocols have their own tests: test_protocol.py)
     "device": "cpu",
 }
 DU = {"name": "du", "window": 3}

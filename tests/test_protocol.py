@@ -1,5 +1,6 @@
 """subset_length: a step-matched subset run trains round(n/m) times the epochs and is recorded at
-the full run's step counts; the paper's epoch protocol trains as many epochs as the full run."""
+the full run's step counts; the paper's epoch protocol trains as many epochs as the full run; the
+phase protocol searches the epoch multiple that brings the subset run to the full run's final fit."""
 
 import json
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from scorecast.params import validate_experiment
-from scorecast.pipeline import Pipeline
+from scorecast.pipeline import PHASE_TOLERANCE, Pipeline, final_fit
 from scorecast.validation import ScorecastError
 
 DIGITS = {"data": {"name": "digits"}, "model": "tiny_cnn", "device": "cpu", "scoring": {"epochs": 2, "batch_size": 128},
@@ -42,6 +43,20 @@ def test_step_matched_subset_run_ends_in_the_full_runs_phase(tmp_path):
     assert abs(finals["steps"] - full) < 0.2
 
 
+def test_phase_matched_run_ends_closest_to_the_full_runs_fit_and_pays_for_its_search(tmp_path):
+    experiment = {**DIGITS, "scoring": {"epochs": 3, "batch_size": 128}}
+    target = final_fit(Pipeline({**experiment, "subset_length": "epochs"}, tmp_path).run(0))
+    pipe = Pipeline({**experiment, "subset_length": "phase"}, tmp_path)
+    chosen = pipe.run(0, 0.2)
+    every = _trained_epochs(chosen) // 3
+    assert 1 <= every <= 5 and chosen.dynamics.epochs == 3  # the full run's number of records
+    tried = [pipe._run(0, chosen.indices, None, k, 0.2) for k in range(1, 6)]
+    fits = [final_fit(run) for run in tried]
+    searched = next((k for k, fit in enumerate(fits, 1) if fit >= target - PHASE_TOLERANCE), 5)  # where the search stops
+    assert abs(fits[every - 1] - target) == min(abs(fit - target) for fit in fits[:searched])
+    assert chosen.seconds == pytest.approx(sum(run.seconds for run in tried[:searched]))
+
+
 def test_unknown_protocol_is_refused_naming_the_choices():
-    with pytest.raises(ScorecastError, match=r"subset_length='step'.*\['steps', 'epochs'\]"):
+    with pytest.raises(ScorecastError, match=r"subset_length='step'.*\['steps', 'epochs', 'phase'\]"):
         validate_experiment({**DIGITS, "subset_length": "step"})

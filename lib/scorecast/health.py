@@ -7,10 +7,11 @@ the recorded dynamics into training curves and checks four documented criteria:
 - **not converged**: a run's mean true-label probability still rose by ``CONVERGENCE_GAIN`` (0.05)
   or more over its last quarter of records (at least 2 records), or ends below ``FIT_FLOOR`` (0.5:
   it has not fitted its own training samples). Its DU then ranks how easy a sample is, not how much
-  it fluctuates. Fix: more optimizer steps (``subset_length: steps``, more
-  epochs, a smaller batch).
+  it fluctuates. Fix: more optimizer steps (more epochs, a smaller batch; for subset runs
+  ``subset_length: phase``).
 - **different phase**: a subset run ends with a mean true-label probability more than
-  ``PHASE_GAP`` (0.10) away from its full run's. Fix: match the runs' optimizer steps.
+  ``PHASE_GAP`` (0.10) away from its full run's. Fix: ``subset_length: phase`` (matching optimizer
+  steps can overshoot: a small subset seen that often is memorised).
 - **low agreement**: the subset run's scores agree with the full run's on the subset samples with
   Spearman below ``AGREEMENT_FLOOR`` (0.3), or negatively: that agreement is a ceiling for any
   extrapolator only when the runs are comparable; below the floor it flags a protocol problem.
@@ -90,13 +91,13 @@ def run_warnings(curves: pd.DataFrame) -> list[str]:
             out.append(f"**Not converged:** the {run} run ({scorer}, seed {seed}) ends at mean true-label probability {final:.2f} and gained "
                        f"{gain:.2f} over its last quarter of training (criterion: gain < {CONVERGENCE_GAIN} and end >= {FIT_FLOOR}). Its scores "
                        "rank how easy a sample is rather than how much it fluctuates. Give it more optimizer steps: more epochs or a smaller "
-                       "batch, and for subset runs `subset_length: steps`.")
+                       "batch, and for subset runs `subset_length: phase`.")
     for (run, scorer, seed), final in finals.items():
         full = finals.get(("full", scorer, seed))
         if run != "full" and full is not None and abs(final - full) > PHASE_GAP:
             out.append(f"**Different phase:** the {run} run ({scorer}, seed {seed}) ends at mean true-label probability {final:.2f}, "
                        f"the full run at {full:.2f} (allowed gap {PHASE_GAP}). Its scores are not comparable with the full run's; "
-                       "match the runs' optimizer steps (`subset_length: steps`).")
+                       "set `subset_length: phase`, which trains subset runs to the full run's final fit.")
     return out
 
 

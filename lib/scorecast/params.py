@@ -40,7 +40,7 @@ DEFAULT_EXPERIMENT = {
     # epochs times round(n / m)), recorded at the full run's step counts, so DU/TDDS describe the same
     # phase of training in both runs (the default); "epochs" = the paper's literal protocol (as many
     # epochs as the full run, so a 20 % subset gets a fifth of the steps)
-    "subset_length": "steps",
+    "subset_length": "phase",
     "retrain": {"epochs": 20, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-3, "schedule": "onecycle"},
     "attack": {"eps": 8 / 255, "step": 2 / 255, "steps": 10},
     "eval_attack_steps": 20,
@@ -63,7 +63,7 @@ EXPERIMENT_SCHEMA = {
     "device": str,
 }
 PARADIGMS = ("supervised", "adversarial")
-SUBSET_LENGTHS = ("steps", "epochs")
+SUBSET_LENGTHS = ("steps", "epochs", "phase")
 # lowest allowed value of numeric experiment fields, by block (data and test_data share theirs)
 _MINIMUM = {
     "data": {"resize": 1, "crop": 1, "pad": 0, "num_classes": 1, "limit": 1},
@@ -178,7 +178,8 @@ def validate_experiment(experiment: dict | str, source: str = "experiment") -> d
         raise ScorecastError(f"{source}: experiment.test_data needs a name from {sorted(REGISTRY)}, got {merged['test_data'].get('name')!r}")
     if merged["subset_length"] not in SUBSET_LENGTHS:
         raise ScorecastError(f"{source}: experiment.subset_length={merged['subset_length']!r}; allowed: {list(SUBSET_LENGTHS)} "
-                             "(steps: subset runs get the full run's optimizer steps; epochs: the paper's literal protocol)")
+                             "(steps: subset runs get the full run's optimizer steps; epochs: the paper's literal protocol; "
+                             "phase: as many epochs as bring a subset run to the full run's final fit)")
     if merged["record"]["trajectory"] not in ("first", "last"):
         raise ScorecastError(f"{source}: experiment.record.trajectory={merged['record']['trajectory']!r}; allowed: ['first', 'last']")
     if merged["device"] != "auto" and merged["device"] != "cpu" and not merged["device"].startswith("cuda"):

@@ -51,6 +51,15 @@ from .validation import ScorecastError, check_choice, check_positive_int, check_
 __all__ = ["PHASES", "STAGE_VERSIONS", "Pipeline", "Run", "ScoreResult", "TurtleRun", "UnsupervisedPipeline", "method_label", "summarise"]
 
 
+PHASE_TOLERANCE = 0.05  # half of scorecast.health.PHASE_GAP: a phase-matched run passes the health check
+
+
+def final_fit(run: Run) -> float:
+    """Phase of training a run ends in: the mean true-label probability of its own training
+    samples at its last record (clean view)."""
+    return float(np.mean(run.dynamics.true_prob()[-1]))
+
+
 class Pipeline(ScoreStages):
     """All stages of one experiment config, sharing one artefact cache."""
 
@@ -86,14 +95,43 @@ class Pipeline(ScoreStages):
         """Train the scoring model on all samples, on a random ``fraction`` (subset seed = seed) or
         on explicit ``indices`` (cross-fitting).
 
-        ``scoring`` overrides recipe fields for this run (e.g. TDDS's SGD recipe). With
-        ``subset_length: steps`` a run on m < n samples trains round(n / m) times the epochs and
-        records one epoch in round(n / m): as many optimizer steps and records as the full run."""
+        ``scoring`` overrides recipe fields for this run (e.g. TDDS's SGD recipe). A run on m < n
+        samples trains ``every`` times the full run's epochs and records one epoch in ``every``, so
+        it keeps the full run's number of records (DU windows and TDDS trajectories mean the same).
+        ``experiment.subset_length`` sets ``every``: ``epochs`` 1 (the paper's protocol), ``steps``
+        round(n / m) (as many optimizer steps as the full run), ``phase`` the smallest of 1, 2, ...,
+        round(n / m) whose run ends within ``PHASE_TOLERANCE`` of the full run's final mean
+        true-label probability or above it (:meth:`phase_matched_run`)."""
         n, seed = len(self.train_set), check_seed(seed)
         if indices is None:
             indices = np.arange(n) if fraction is None else random_subset(n, float(fraction), seed)
+        protocol = self.experiment["subset_length"]
+        if len(indices) == n or protocol == "epochs":
+            return self._run(seed, indices, scoring, 1, fraction)
+        if protocol == "steps":
+            return self._run(seed, indices, scoring, max(1, round(n / len(indices))), fraction)
+        return self.phase_matched_run(seed, indices, scoring, fraction)
+
+    def phase_matched_run(self, seed: int, indices: np.ndarray, scoring: dict | None, fraction: float | None = None) -> Run:
+        """The subset run in the full run's phase of training: tries every = 1, 2, ... up to the
+        step-matched round(n / m), stopping at the first run whose final mean true-label probability
+        (:func:`final_fit`) lies within ``PHASE_TOLERANCE`` of the full run's or above it, and keeps
+        the tried run that ends closest. Every tried run is cached; the returned run's ``seconds`` is
+        the whole search's cost."""
+        target = final_fit(self._run(seed, np.arange(len(self.train_set)), scoring, 1, None))
+        chosen, spent, ceiling = None, 0.0, max(1, round(len(self.train_set) / len(indices)))
+        for every in range(1, ceiling + 1):
+            run = self._run(seed, indices, scoring, every, fraction)
+            spent += run.seconds
+            if chosen is None or abs(final_fit(run) - target) < abs(final_fit(chosen) - target):
+                chosen = run
+            if final_fit(run) >= target - PHASE_TOLERANCE:
+                break
+        return dataclasses.replace(chosen, seconds=spent)
+
+    def _run(self, seed: int, indices: np.ndarray, scoring: dict | None, every: int, fraction: float | None) -> Run:
+        """One scoring run on ``indices``: ``every`` times the recipe's epochs, recorded every ``every`` epochs (cached)."""
         recipe = Recipe(**{**self.experiment["scoring"], **(scoring or {})})
-        every = max(1, round(n / len(indices))) if self.experiment["subset_length"] == "steps" else 1
         records = recipe.epochs
         recipe = dataclasses.replace(recipe, epochs=recipe.epochs * every)
         record_cfg = self.experiment["record"]
