@@ -48,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=10000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--protocols", nargs="+", default=["epochs", "steps"])
+    parser.add_argument("--protocols", nargs="+", choices=["epochs", "steps", "phase"], default=["epochs", "steps", "phase"])
     parser.add_argument("--datasets", nargs="+", choices=["fashion-mnist", "cifar10-heldout"], default=["fashion-mnist", "cifar10-heldout"])
     args = parser.parse_args()
     base = yaml.safe_load((ROOT / "params" / "cpu" / "experiment.yaml").read_text())
