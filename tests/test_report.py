@@ -27,7 +27,7 @@ def test_every_notebook_is_an_artefact_and_every_artefact_but_the_quickstart_has
     assert {a.notebook for a in report.ARTEFACTS} == notebooks
     verdicts = report.verdicts(ROOT / "REPRODUCTION.md")
     assert set(verdicts) == notebooks - {"quickstart"}
-    assert verdicts["fig2_accuracy_vs_pruning_rate"] == "**half reproduced.**"
+    assert verdicts["fig2_accuracy_vs_pruning_rate"] == "**not reproduced.**"
     assert all(v and not v.startswith("Verdict") for v in verdicts.values())
 
 
