@@ -36,10 +36,12 @@ DEFAULT_EXPERIMENT = {
     "paradigm": "supervised",
     "scoring": {"epochs": 20, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "constant"},
     "record": {"source": "train", "trajectory": "last", "trajectory_length": 10},
-    # how long a subset (proxy) run trains: "steps" = as many optimizer steps as the full run (its
-    # epochs times round(n / m)), recorded at the full run's step counts, so DU/TDDS describe the same
-    # phase of training in both runs (the default); "epochs" = the paper's literal protocol (as many
-    # epochs as the full run, so a 20 % subset gets a fifth of the steps)
+    # how long a subset (proxy) run trains: "phase" (the default) = the smallest multiple of the full
+    # run's epochs whose run ends at the full run's final mean true-label probability (within
+    # pipeline.PHASE_TOLERANCE), recorded every that many epochs, so DU/TDDS describe the same phase of
+    # training in both runs; "steps" = as many optimizer steps as the full run (its epochs times
+    # round(n / m)), which can overshoot into memorising the subset; "epochs" = the paper's literal
+    # protocol (as many epochs as the full run, so a 20 % subset gets a fifth of the steps)
     "subset_length": "phase",
     "retrain": {"epochs": 20, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-3, "schedule": "onecycle"},
     "attack": {"eps": 8 / 255, "step": 2 / 255, "steps": 10},

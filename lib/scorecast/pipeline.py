@@ -119,13 +119,14 @@ class Pipeline(ScoreStages):
         the tried run that ends closest. Every tried run is cached; the returned run's ``seconds`` is
         the whole search's cost."""
         target = final_fit(self._run(seed, np.arange(len(self.train_set)), scoring, 1, None))
-        chosen, spent, ceiling = None, 0.0, max(1, round(len(self.train_set) / len(indices)))
+        chosen, best_gap, spent, ceiling = None, np.inf, 0.0, max(1, round(len(self.train_set) / len(indices)))
         for every in range(1, ceiling + 1):
             run = self._run(seed, indices, scoring, every, fraction)
             spent += run.seconds
-            if chosen is None or abs(final_fit(run) - target) < abs(final_fit(chosen) - target):
-                chosen = run
-            if final_fit(run) >= target - PHASE_TOLERANCE:
+            fit = final_fit(run)
+            if abs(fit - target) < best_gap:
+                chosen, best_gap = run, abs(fit - target)
+            if fit >= target - PHASE_TOLERANCE:
                 break
         return dataclasses.replace(chosen, seconds=spent)
 
