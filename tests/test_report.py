@@ -52,6 +52,10 @@ def test_index_lists_artefacts_in_paper_order_with_numbers_verdicts_and_every_fi
     variant.mkdir()
     (variant / "tab2_extrapolation_correlation.ipynb").write_text('{"cells": []}')
     (variant / "tab2_extrapolation_correlation.png").write_bytes(b"png")
+    earlier = folder / "tab2_extrapolation_correlation--tiny"  # a variant kept without its notebook
+    earlier.mkdir()
+    (earlier / "tab2_extrapolation_correlation.csv").write_text("a\n1\n")
+    (earlier / "tab2_extrapolation_correlation.png").write_bytes(b"png")
     reproduction = tmp_path / "REPRODUCTION.md"
     reproduction.write_text("<!-- verdict: fig2_accuracy_vs_pruning_rate -->Verdict: **half reproduced.** Why.\n")
 
@@ -66,7 +70,12 @@ def test_index_lists_artefacts_in_paper_order_with_numbers_verdicts_and_every_fi
     hrefs = set(re.findall(r'href="([^"]+)"', page))
     assert {"tab2_extrapolation_correlation_extra.csv", "bench_end_to_end.txt", "fig2_accuracy_vs_pruning_rate.csv",
             "tab2_extrapolation_correlation--big/tab2_extrapolation_correlation.ipynb",
-            "tab2_extrapolation_correlation--big/tab2_extrapolation_correlation.png"} <= hrefs
+            "tab2_extrapolation_correlation--big/tab2_extrapolation_correlation.png",
+            "tab2_extrapolation_correlation--tiny/tab2_extrapolation_correlation.csv",
+            "tab2_extrapolation_correlation--tiny/tab2_extrapolation_correlation.png"} <= hrefs
+    assert "variant tab2_extrapolation_correlation--tiny (tables and figures only" in page
+    tab2 = page[page.index('id="tab2_extrapolation_correlation"'):page.index('id="app_k_sweep"')]
+    assert '<img src="tab2_extrapolation_correlation--tiny/tab2_extrapolation_correlation.png"' in tab2, "a notebook-less variant belongs to its artefact"
     on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {"index.html"}
     assert on_disk <= hrefs, f"files the index does not link: {on_disk - hrefs}"
     assert "tier <code>cpu</code>" in page

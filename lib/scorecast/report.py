@@ -7,8 +7,8 @@
   written): the first sentence after each ``<!-- verdict: <notebook> ... -->`` marker.
 - :func:`write_index`: ``<folder>/index.html``: per artefact the sentence, the paper's number, ours
   (read from the tier's CSV), the verdict, the figure at full width (click to enlarge) and links to the
-  page, the CSV, the PDF and every extra file; variant runs (``<notebook>--<variant>/``) beside their
-  artefact; files no artefact claims under "Other files"; the tier and which code, commit and machine
+  page, the CSV, the PDF and every extra file; variant runs (``<notebook>--<variant>/``, with an
+  executed notebook or only its tables and figures) beside their artefact; files no artefact claims under "Other files"; the tier and which code, commit and machine
   executed its notebooks (provenance.json), and the date.
 - :func:`tiers_table`: a notebook's settings in every tier, generated from ``params/<tier>/`` (one place
   instead of a hand-written table per notebook).
@@ -236,14 +236,16 @@ def write_index(folder: str | Path, reproduction: str | Path | None = None) -> P
     for artefact in artefacts:
         name = artefact.notebook
         runs = [name] if (folder / f"{name}.ipynb").exists() else []
-        runs += sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.glob(f"{name}--*/{name}.ipynb"))
+        runs += sorted({p.relative_to(folder).with_suffix("").as_posix() for p in folder.glob(f"{name}--*/{name}.*")
+                        if p.suffix in (".ipynb", ".csv")})  # a variant kept as tables and figures only counts too
         if not runs:
             continue
         if artefact.group != group:
             group = artefact.group
             sections.append(f"<h2>{html.escape(group)}</h2>")
-        target = f"{runs[0]}.html" if (folder / f"{runs[0]}.html").exists() else f"{runs[0]}.ipynb"
-        parts = [f'<h3 id="{name}"><a href="{target}">{html.escape(_title(folder / f"{runs[0]}.ipynb"))}</a></h3>']
+        target = next((f"{runs[0]}{ext}" for ext in (".html", ".ipynb", ".csv") if (folder / f"{runs[0]}{ext}").exists()))
+        title = _title(folder / f"{runs[0]}.ipynb") if (folder / f"{runs[0]}.ipynb").exists() else name
+        parts = [f'<h3 id="{name}"><a href="{target}">{html.escape(title)}</a></h3>']
         if artefact.shows:
             parts.append(f"<p>{html.escape(artefact.shows)}</p>")
         facts = []
@@ -266,7 +268,8 @@ def write_index(folder: str | Path, reproduction: str | Path | None = None) -> P
             claimed.update(files)
             claimed.update(f"{run}{ext}" for ext in (".png", ".html"))
             if run != name:
-                parts.append(f"<h4>variant {html.escape(base.parent.name)}</h4>")
+                kept = "" if (folder / f"{run}.ipynb").exists() else " (tables and figures only: its notebook was not re-executed)"
+                parts.append(f"<h4>variant {html.escape(base.parent.name)}{kept}</h4>")
             parts.append(_run_html(folder, run, name, files))
         sections.append(f"<section>{''.join(parts)}</section>")
     unclaimed = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
