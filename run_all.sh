@@ -37,9 +37,9 @@ else
   if [ ! -x "$PY" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "== setting up .venv (pinned dependencies; a few minutes the first time)"
     [ -x "$PY" ] || python3 -m venv "$ROOT/.venv"
-    "$PY" -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-    "$PY" -m pip install --quiet -e "$ROOT" 2>&1 | grep -v "^WARNING: Location" || true
-    "$PY" -c "import scorecast, torch, torch_geometric, papermill, nbval" || { echo "run_all.sh: installing the pinned dependencies into .venv failed" >&2; exit 1; }
+    "$PY" -m pip install --quiet --no-cache-dir --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+    "$PY" -m pip install --quiet --no-cache-dir -e "$ROOT" 2>&1 | grep -v "^WARNING: Location" || true
+    "$PY" -c "import scorecast, torch, torch_geometric, papermill, nbval" || { echo "run_all.sh: installing the pinned dependencies into .venv failed; pip's message above says why (torch's x86_64 wheels with their CUDA libraries need about 6 GB free on the disk holding $ROOT)" >&2; exit 1; }
     echo "$want" > "$stamp"
   fi
 fi

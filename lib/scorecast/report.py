@@ -8,8 +8,9 @@
 - :func:`write_index`: ``<folder>/index.html``: per artefact the sentence, the paper's number, ours
   (read from the tier's CSV), the verdict, the figure at full width (click to enlarge) and links to the
   page, the CSV, the PDF and every extra file; variant runs (``<notebook>--<variant>/``, with an
-  executed notebook or only its tables and figures) beside their artefact; files no artefact claims under "Other files"; the tier and which code, commit and machine
-  executed its notebooks (provenance.json), and the date.
+  executed notebook or only its tables and figures) beside their artefact; files no artefact claims
+  under "Other files"; the tier and which code, commit and machine executed its notebooks
+  (provenance.json), and the date.
 - :func:`tiers_table`: a notebook's settings in every tier, generated from ``params/<tier>/`` (one place
   instead of a hand-written table per notebook).
 """
@@ -243,9 +244,8 @@ def write_index(folder: str | Path, reproduction: str | Path | None = None) -> P
         if artefact.group != group:
             group = artefact.group
             sections.append(f"<h2>{html.escape(group)}</h2>")
-        target = next((f"{runs[0]}{ext}" for ext in (".html", ".ipynb", ".csv") if (folder / f"{runs[0]}{ext}").exists()))
-        title = _title(folder / f"{runs[0]}.ipynb") if (folder / f"{runs[0]}.ipynb").exists() else name
-        parts = [f'<h3 id="{name}"><a href="{target}">{html.escape(title)}</a></h3>']
+        title = _title(folder / f"{runs[0]}.ipynb")
+        parts = [f'<h3 id="{name}"><a href="{_page(folder, runs[0])}">{html.escape(title)}</a></h3>']
         if artefact.shows:
             parts.append(f"<p>{html.escape(artefact.shows)}</p>")
         facts = []
@@ -306,7 +306,15 @@ def _relative(target: Path, folder: Path) -> str:
     return Path(os.path.relpath(target, folder)).as_posix()
 
 
+def _page(folder: Path, run: str) -> str:
+    """The file a run's heading links to: its rendered page, else its notebook, else its table."""
+    return next(f"{run}{ext}" for ext in (".html", ".ipynb", ".csv") if (folder / f"{run}{ext}").exists())
+
+
 def _title(notebook: Path) -> str:
+    """The notebook's first Markdown heading; its file name when it has none or was not kept."""
+    if not notebook.exists():
+        return notebook.stem
     for cell in json.loads(notebook.read_text()).get("cells", []):
         if cell.get("cell_type") == "markdown":
             for line in "".join(cell.get("source", "")).splitlines():
