@@ -23,6 +23,15 @@ def test_a_second_member_of_a_family_gets_a_lighter_shade():
     assert shades["gnn(k=10, labels=False)"] != shades["gnn(k=10, labels=True)"]
 
 
+def test_the_class_balanced_full_scores_stay_apart_from_random():
+    import matplotlib.colors
+
+    colours = plots.palette(["full", "random", "full class-balanced"])
+    balanced, random = (np.array(matplotlib.colors.to_rgb(colours[k])) for k in ("full class-balanced", "random"))
+    assert np.abs(balanced - random).max() > 0.15
+    assert colours["full class-balanced"] != colours["full"]
+
+
 def _summary():
     return pd.DataFrame({"scorer": ["du"] * 4 + ["tdds"] * 2,
                          "setting": ["full", "full", "random", "random", "full", "random"],

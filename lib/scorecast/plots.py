@@ -66,7 +66,8 @@ def method_family(label: str) -> str:
 
 def palette(labels) -> dict[str, str]:
     """label -> colour for seaborn's ``palette=``: the family's colour; a second, third ... label of the
-    same family gets a lighter shade of it (e.g. GNN with and without labels). Labels of no known family
+    same family gets a lighter shade of it (e.g. GNN with and without labels, full scores pruned
+    class-balanced: dark grey, apart from random's mid grey). Labels of no known family
     (a ceiling, a metric) take the next of a few other colours."""
     out, seen, others = {}, {}, 0
     for label in dict.fromkeys(labels):
@@ -78,7 +79,8 @@ def palette(labels) -> dict[str, str]:
             family = label
         n = seen[family] = seen.get(family, -1) + 1
         rgb = np.array(matplotlib.colors.to_rgb(colour))
-        out[label] = matplotlib.colors.to_hex(rgb + (1 - rgb) * min(0.45 * n, 0.8))
+        step = 0.3 if np.ptp(rgb) == 0 else 0.45  # black's shades step less, so its second stays clear of random's grey
+        out[label] = matplotlib.colors.to_hex(rgb + (1 - rgb) * min(step * n, 0.8))
     return out
 
 
