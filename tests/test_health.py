@@ -50,9 +50,24 @@ def test_negative_and_low_agreement_are_flagged_but_not_a_good_one():
 def test_an_emptied_class_is_flagged_and_class_balanced_pruning_is_not():
     labels = np.repeat(np.arange(3), 100)
     scores = np.where(labels == 2, 0.0, 1.0) + np.random.default_rng(0).random(300) * 0.1  # class 2 scored lowest
-    warnings = health.class_warnings(scores, labels, 0.5, "du / knn")
+    warnings = health.class_warnings({0: scores}, labels, 0.5, "du / knn")
     assert len(warnings) == 1 and "class 2" in warnings[0] and "keeps 0 samples" in warnings[0]
-    assert health.class_warnings(scores, labels, 0.5, "du / knn", class_balanced=True) == []
+    assert health.class_warnings({0: scores}, labels, 0.5, "du / knn", class_balanced=True) == []
+
+
+def test_warnings_name_every_failing_seed_once():
+    labels = np.repeat(np.arange(3), 100)
+    low = np.where(labels == 2, 0.0, 1.0)
+    warnings = health.class_warnings({0: low, 1: np.random.default_rng(1).random(300), 2: low + 0.01 * labels}, labels, 0.5, "du / knn")
+    assert len(warnings) == 1 and "seeds 0, 2" in warnings[0]
+
+    def curve(seed, values):
+        return pd.DataFrame({"run": "full", "scorer": "du", "seed": seed, "fraction": None, "record": [0, 1, 2, 3],
+                             "progress": [0.25, 0.5, 0.75, 1], "mean_true_prob": values, "train_accuracy": np.nan})
+    curves = pd.concat([curve(0, [0.2, 0.4, 0.6, 0.7]), curve(1, [0.8] * 4), curve(2, [0.2, 0.3, 0.5, 0.65])])
+    warnings = health.run_warnings(curves)
+    assert warnings == [w for w in warnings if w.startswith("**Not converged:** the full run (du, seeds 0, 2)")] and len(warnings) == 1
+    assert "0.65-0.70" in warnings[0]
 
 
 def test_report_shows_the_panel_and_returns_the_warnings(tmp_path, capsys):

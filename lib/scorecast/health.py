@@ -81,49 +81,75 @@ def run_curves(pipe, scorers: list[dict], seeds: list[int], fractions: list[floa
 
 
 def run_warnings(curves: pd.DataFrame) -> list[str]:
-    """Not-converged and different-phase warnings for :func:`run_curves`' table."""
-    out = []
-    finals = {}
-    for (run, scorer, seed), curve in curves.groupby(["run", "scorer", "seed"], sort=False):
-        gain, final = final_gain(curve), float(curve["mean_true_prob"].iloc[-1])
-        finals[run, scorer, seed] = final
-        if gain >= CONVERGENCE_GAIN or final < FIT_FLOOR:
-            out.append(f"**Not converged:** the {run} run ({scorer}, seed {seed}) ends at mean true-label probability {final:.2f} and gained "
-                       f"{gain:.2f} over its last quarter of training (criterion: gain < {CONVERGENCE_GAIN} and end >= {FIT_FLOOR}). Its scores "
-                       "rank how easy a sample is rather than how much it fluctuates. Give it more optimizer steps: more epochs or a smaller "
-                       "batch, and for subset runs `subset_length: phase`.")
-    for (run, scorer, seed), final in finals.items():
-        full = finals.get(("full", scorer, seed))
-        if run != "full" and full is not None and abs(final - full) > PHASE_GAP:
-            out.append(f"**Different phase:** the {run} run ({scorer}, seed {seed}) ends at mean true-label probability {final:.2f}, "
-                       f"the full run at {full:.2f} (allowed gap {PHASE_GAP}). Its scores are not comparable with the full run's; "
-                       "set `subset_length: phase`, which trains subset runs to the full run's final fit.")
-    return out
+    """Not-converged and different-phase warnings for :func:`run_curves`' table: one per run and
+    scorer, naming the seeds that fail and the range of their values."""
+    rows = [{"run": run, "scorer": scorer, "seed": seed, "final": float(curve["mean_true_prob"].iloc[-1]), "gain": final_gain(curve)}
+            for (run, scorer, seed), curve in curves.groupby(["run", "scorer", "seed"], sort=False)]
+    runs = pd.DataFrame(rows)
+    full = runs[runs["run"] == "full"].set_index(["scorer", "seed"])["final"]
+    runs["full_final"] = [full.get((scorer, seed), np.nan) for scorer, seed in zip(runs["scorer"], runs["seed"])]
+    unconverged, off_phase = [], []
+    for (run, scorer), group in runs.groupby(["run", "scorer"], sort=False):
+        bad = group[(group["gain"] >= CONVERGENCE_GAIN) | (group["final"] < FIT_FLOOR)]
+        if len(bad):
+            unconverged.append(
+                f"**Not converged:** the {run} run ({scorer}, {_seeds(bad['seed'])}) ends at mean true-label probability {_span(bad['final'])} "
+                f"and gained {_span(bad['gain'])} over its last quarter of training (criterion: gain < {CONVERGENCE_GAIN} and end >= {FIT_FLOOR}). "
+                "Its scores rank how easy a sample is rather than how much it fluctuates. Give it more optimizer steps: more epochs or a "
+                "smaller batch, and for subset runs `subset_length: phase`.")
+        off = group[(group["run"] != "full") & ((group["final"] - group["full_final"]).abs() > PHASE_GAP)]
+        if len(off):
+            off_phase.append(
+                f"**Different phase:** the {run} run ({scorer}, {_seeds(off['seed'])}) ends at mean true-label probability {_span(off['final'])}, "
+                f"the full run at {_span(off['full_final'])} (allowed gap {PHASE_GAP}). Its scores are not comparable with the full run's; "
+                "set `subset_length: phase`, which trains subset runs to the full run's final fit.")
+    return unconverged + off_phase
 
 
 def agreement_warnings(fidelity: pd.DataFrame) -> list[str]:
-    """Low-agreement warnings from a fidelity table (columns scorer, fraction, seed, ceiling_spearman)."""
+    """Low-agreement warnings from a fidelity table (columns scorer, fraction, seed, ceiling_spearman):
+    one per scorer and fraction, naming the seeds below the floor."""
     out = []
     rows = fidelity.drop_duplicates(["scorer", "fraction", "seed"])
-    for row in rows.itertuples():
-        value = row.ceiling_spearman
-        if value < AGREEMENT_FLOOR:
-            kind = "negative" if value < 0 else "below the floor"
-            out.append(f"**Low agreement:** subset-run vs full-run {row.scorer} scores on the subset samples (fraction {row.fraction:g}, "
-                       f"seed {row.seed}): Spearman {value:.2f}, {kind} ({AGREEMENT_FLOOR}). This is no ceiling for extrapolation but a "
-                       "protocol problem: check the curves above and match the runs' phase of training.")
+    for (scorer, fraction), group in rows.groupby(["scorer", "fraction"], sort=False):
+        low = group[group["ceiling_spearman"] < AGREEMENT_FLOOR]
+        if len(low):
+            kind = "negative" if (low["ceiling_spearman"] < 0).all() else "below the floor"
+            out.append(f"**Low agreement:** subset-run vs full-run {scorer} scores on the subset samples (fraction {fraction:g}, "
+                       f"{_seeds(low['seed'])}): Spearman {_span(low['ceiling_spearman'])}, {kind} ({AGREEMENT_FLOOR}). This is no ceiling for "
+                       "extrapolation but a protocol problem: check the curves above and match the runs' phase of training.")
     return out
 
 
-def class_warnings(score_values: np.ndarray, labels: np.ndarray, rate: float, name: str, class_balanced: bool = False) -> list[str]:
-    """Emptied-class warnings for one pruned selection (scores (n,), labels (n,))."""
-    kept = prune.select(score_values, rate, labels, class_balanced)
+def class_warnings(scores_by_seed: dict[int, np.ndarray], labels: np.ndarray, rate: float, name: str,
+                   class_balanced: bool = False) -> list[str]:
+    """Emptied-class warnings for one method's pruned selections, one per class, naming the seeds.
+
+    ``scores_by_seed``: seed -> scores (n,); ``labels`` (n,)."""
     classes, totals = np.unique(labels, return_counts=True)
-    kept_counts = np.bincount(labels[kept], minlength=classes.max() + 1)[classes]
     fair = totals * (1 - rate)
-    starved = [(int(c), int(k), int(round(f))) for c, k, f in zip(classes, kept_counts, fair) if k < CLASS_FLOOR * f]
-    return [f"**Emptied class:** pruning {rate:.0%} with {name} keeps {k} samples of class {c} (class-balanced pruning keeps {f}). "
-            "Global pruning by these scores removes the class almost entirely; set `class_balanced: true`." for c, k, f in starved]
+    starved: dict[int, list[tuple[int, int]]] = {}
+    for seed, score_values in scores_by_seed.items():
+        kept = prune.select(score_values, rate, labels, class_balanced)
+        kept_counts = np.bincount(labels[kept], minlength=classes.max() + 1)[classes]
+        for c, k, f in zip(classes, kept_counts, fair):
+            if k < CLASS_FLOOR * f:
+                starved.setdefault(int(c), []).append((seed, int(k)))
+    return [f"**Emptied class:** pruning {rate:.0%} with {name} keeps {_span([k for _, k in hits], digits=0)} samples of class {c} "
+            f"({_seeds([seed for seed, _ in hits])}; class-balanced pruning keeps {int(round(fair[list(classes).index(c)]))}). "
+            "Global pruning by these scores removes the class almost entirely; set `class_balanced: true`." for c, hits in starved.items()]
+
+
+def _seeds(seeds) -> str:
+    """``"seed 0"`` or ``"seeds 0, 2"``."""
+    seeds = [int(s) for s in seeds]
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+
+
+def _span(values, digits: int = 2) -> str:
+    """``"0.63"`` or ``"0.61-0.63"``: the range of ``values`` at ``digits`` decimals."""
+    low, high = f"{min(values):.{digits}f}", f"{max(values):.{digits}f}"
+    return low if low == high else f"{low}-{high}"
 
 
 def report(pipe, scorers: list[dict], seeds: list[int], fractions: list[float], fidelity: pd.DataFrame | None = None,
@@ -140,12 +166,11 @@ def report(pipe, scorers: list[dict], seeds: list[int], fractions: list[float], 
         labels = pipe.labels
         for scorer in scorers:
             for method in methods:
-                for seed in seeds:
-                    for fraction in fractions or [None]:
-                        values = pipe.scores_for(scorer, method, seed, fraction).scores
-                        for rate in rates:
-                            name = f"{registry.build_scorer(scorer).name} / {registry.method_label(method)} (seed {seed})"
-                            warnings += class_warnings(values, labels, rate, name, class_balanced)
+                for fraction in fractions or [None]:
+                    scores_by_seed = {seed: pipe.scores_for(scorer, method, seed, fraction).scores for seed in seeds}
+                    name = f"{registry.build_scorer(scorer).name} / {registry.method_label(method)}"
+                    for rate in rates:
+                        warnings += class_warnings(scores_by_seed, labels, rate, name, class_balanced)
     warnings = list(dict.fromkeys(warnings))
     _show(curves, warnings)
     return curves, warnings
