@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import papermill
 import pytest
+import torch
 
 from scorecast import prune
 from scorecast.pipeline import Pipeline
@@ -31,8 +32,11 @@ PARAMETERS = {
 def executed(tmp_path_factory):
     folder = tmp_path_factory.mktemp("quickstart")
     parameters = {**PARAMETERS, "cache_dir": str(folder / "cache"), "output_dir": str(folder / "out")}
-    nb = papermill.execute_notebook("notebooks/quickstart.ipynb", str(folder / "quickstart.ipynb"), parameters=parameters,
-                                    kernel_name="python3", progress_bar=False)
+    with pytest.MonkeyPatch.context() as env:  # the kernel trains with this process's thread count, so the runs it caches are ours
+        env.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
+        env.setenv("MKL_NUM_THREADS", str(torch.get_num_threads()))
+        nb = papermill.execute_notebook("notebooks/quickstart.ipynb", str(folder / "quickstart.ipynb"), parameters=parameters,
+                                        kernel_name="python3", progress_bar=False)
     printed = "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
     return {"printed": printed, "table": pd.read_csv(folder / "out" / "quickstart.csv"), "cache": folder / "cache"}
 
