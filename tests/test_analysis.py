@@ -112,3 +112,43 @@ def test_neighbourhood_table_puts_the_paper_beside_ours():
     assert table["statistic"].tolist() == ["same-label among 5 nearest", "distance to nearest other label"]
     assert table["paper"].tolist() == [-0.30, 0.29]
     assert set(per_sample[("du", 0)]) == {"score", "same@5", "other_distance"}
+
+
+# ---------------------------------------------------------------- the scale study (app_scale)
+def test_paired_gaps_pair_each_seed_with_random_at_the_same_size_and_rate():
+    rows = [{"train_size": size, "setting": setting, "rate": rate, "seed": seed, "top1": top1}
+            for size, setting, rate, seed, top1 in [
+                (100, "random", 0.5, 0, 0.60), (100, "random", 0.5, 1, 0.70), (100, "full", 0.5, 0, 0.65), (100, "full", 0.5, 1, 0.66),
+                (100, "full", 0.0, 0, 0.90), (100, "random", 0.0, 0, 0.90), (200, "random", 0.5, 0, 0.80), (200, "full", 0.5, 0, 0.81)]]
+    gaps = analysis.paired_gaps(pd.DataFrame(rows))
+    assert sorted(map(tuple, gaps[["train_size", "seed"]].to_numpy().tolist())) == [(100, 0), (100, 1), (200, 0)]  # rate 0 left out
+    assert gaps.set_index(["train_size", "seed"])["gap"].round(6).to_dict() == {(100, 0): 0.05, (100, 1): -0.04, (200, 0): 0.01}
+
+
+@pytest.mark.parametrize("gaps, verdict", [([0.01, 0.02, 0.001], "beats"), ([-0.01, -0.03], "loses"), ([0.01, -0.01], "ties"), ([-0.2], "ties")])
+def test_gap_verdict_needs_every_seed_on_one_side(gaps, verdict):
+    assert analysis.gap_verdict(gaps) == verdict
+
+
+def test_scale_pipelines_set_the_limit_per_size_and_none_means_every_image(tmp_path):
+    pipes = analysis.scale_pipelines({"data": {"name": "digits", "limit": 500}, "device": "cpu"}, [300, None], tmp_path)
+    assert list(pipes) == [300, 1437]
+    assert pipes[300].experiment["data"] == {"name": "digits", "limit": 300} and pipes[1437].experiment["data"] == {"name": "digits"}
+
+
+def test_scale_table_rows_and_verdicts_on_digits(tmp_path):
+    experiment = {"data": {"name": "digits"}, "model": "tiny_cnn", "device": "cpu", "scoring": {"epochs": 2, "batch_size": 128},
+                  "retrain": {"epochs": 1, "batch_size": 128}, "record": {"source": "train", "trajectory": "last", "trajectory_length": 2}}
+    pipes = analysis.scale_pipelines(experiment, [300, 600], tmp_path)
+    table = analysis.scale_table(pipes, [{"name": "du", "window": 2}], [{"name": "knn", "k": 3}], [0.2],
+                                 [{"name": "full"}, {"name": "knn", "k": 3}, {"name": "random"}], [{"name": "knn", "k": 3}], [0.0, 0.5], [0.2], [0, 1])
+    per_size = table[table["train_size"] == 300]
+    assert set(per_size["setting"]) == {"full", "knn(k=3) @ 0.2", "random", "knn(k=3) @ 0.2 class-balanced", "subset run @ 0.2"}
+    assert per_size["top1"].notna().sum() == 2 * (3 * 2 + 1)  # seeds x (3 methods x 2 rates + class-balanced kNN at 0.5)
+    assert per_size["spearman"].notna().sum() == 2 and per_size["ceiling_spearman"].notna().sum() == 2
+    runs = per_size[per_size["setting"] == "subset run @ 0.2"]
+    assert (runs["subset_multiple"] >= 1).all() and (runs["subset_seconds_share"] > 0).all()
+    unpruned = per_size[per_size["rate"] == 0]
+    assert unpruned.groupby("seed")["top1"].nunique().eq(1).all()  # rate 0 keeps every sample whatever the scores
+    text = analysis.scale_verdicts(table, analysis.paired_gaps(table))
+    assert "**300 images**" in text and "**600 images**" in text and text.startswith("**Global knn DU")

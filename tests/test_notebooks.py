@@ -29,7 +29,7 @@ def _parameters_cell(notebook: Path) -> dict:
 
 
 def test_every_notebook_is_found_and_no_parameter_file_is_orphaned():
-    assert len(NOTEBOOKS) == 16  # 15 paper/beyond artefacts + quickstart
+    assert len(NOTEBOOKS) == 17  # 16 paper/appendix/beyond artefacts + quickstart
     names = {p.stem for p in NOTEBOOKS}
     for tier in TIERS:
         files = {p.stem.split("--")[0] for p in (ROOT / "params" / tier).glob("*.yaml") if not p.stem.startswith("experiment")}

@@ -1,6 +1,6 @@
 """subset_length: a step-matched subset run trains round(n/m) times the epochs and is recorded at
 the full run's step counts; the paper's epoch protocol trains as many epochs as the full run; the
-phase protocol searches the epoch multiple that brings the subset run to the full run's final fit."""
+phase protocol searches, from a predicted start, the epoch multiple that brings the subset run to the full run's final fit."""
 
 import json
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scorecast.params import validate_experiment
-from scorecast.pipeline import PHASE_TOLERANCE, Pipeline, final_fit
+from scorecast.pipeline import PHASE_TOLERANCE, Pipeline, final_fit, predicted_multiple
 from scorecast.validation import ScorecastError
 
 DIGITS = {"data": {"name": "digits"}, "model": "tiny_cnn", "device": "cpu", "scoring": {"epochs": 2, "batch_size": 128},
@@ -43,6 +43,25 @@ def test_step_matched_subset_run_ends_in_the_full_runs_phase(tmp_path):
     assert abs(finals["steps"] - full) < 0.2
 
 
+def _walk(fits: dict[int, float], target: float, start: int, ceiling: int) -> list[int]:
+    """The multiples the phase search tries, re-derived from the rule in its docstring."""
+    tried, every, step = [], start, 0
+    while every not in tried:
+        tried.append(every)
+        gap = fits[every] - target
+        direction = 0 if abs(gap) <= PHASE_TOLERANCE else (1 if gap < 0 else -1)
+        if direction == 0 or direction == -step or not 1 <= every + direction <= ceiling:
+            break
+        every, step = every + direction, direction
+    return tried
+
+
+@pytest.mark.parametrize("fraction, start", [(0.2, 2), (0.1, 3)])
+def test_phase_search_starts_at_the_predicted_multiple(fraction, start):
+    assert predicted_multiple(1000, round(fraction * 1000)) == start
+    assert predicted_multiple(10, 10) == 1 and predicted_multiple(10, 9) == 1
+
+
 def test_phase_matched_run_ends_closest_to_the_full_runs_fit_and_pays_for_its_search(tmp_path):
     experiment = {**DIGITS, "scoring": {"epochs": 3, "batch_size": 128}}
     target = final_fit(Pipeline({**experiment, "subset_length": "epochs"}, tmp_path).run(0))
@@ -50,11 +69,12 @@ def test_phase_matched_run_ends_closest_to_the_full_runs_fit_and_pays_for_its_se
     chosen = pipe.run(0, 0.2)
     every = _trained_epochs(chosen) // 3
     assert 1 <= every <= 5 and chosen.dynamics.epochs == 3  # the full run's number of records
-    tried = [pipe._run(0, chosen.indices, None, k, 0.2) for k in range(1, 6)]
-    fits = [final_fit(run) for run in tried]
-    searched = next((k for k, fit in enumerate(fits, 1) if fit >= target - PHASE_TOLERANCE), 5)  # where the search stops
-    assert abs(fits[every - 1] - target) == min(abs(fit - target) for fit in fits[:searched])
-    assert chosen.seconds == pytest.approx(sum(run.seconds for run in tried[:searched]))
+    runs = {k: pipe._run(0, chosen.indices, None, k, 0.2) for k in range(1, 6)}
+    fits = {k: final_fit(run) for k, run in runs.items()}
+    tried = _walk(fits, target, predicted_multiple(len(pipe.train_set), len(chosen.indices)), 5)
+    assert tried[0] == 2 and every in tried
+    assert abs(fits[every] - target) == min(abs(fits[k] - target) for k in tried)
+    assert chosen.seconds == pytest.approx(sum(runs[k].seconds for k in tried))  # every tried run is charged
 
 
 def test_unknown_protocol_is_refused_naming_the_choices():

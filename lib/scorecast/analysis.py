@@ -11,18 +11,21 @@ Loops over a :class:`scorecast.pipeline.Pipeline` (every stage cached there), ea
 - :func:`k_sweep` (``app_k_sweep``), :func:`calibration_fidelity` (``beyond_calibration``),
   :func:`score_distributions` (``fig5_score_distributions``), :func:`neighbourhood_table`
   (``app_neighbourhood_statistics``).
+- :func:`scale_pipelines` and :func:`scale_table` (``app_scale``): the study at several training-set sizes.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import extrapolate, metrics
-from .pipeline import method_label, summarise
+from . import extrapolate, metrics, plots
+from .params import validate_experiment
+from .pipeline import Pipeline, method_label, summarise
 
 #: The paper's appendix values (Spearman of true DU with each neighbourhood statistic).
 PAPER_NEIGHBOURHOOD = {"same": -0.30, "other_distance": 0.29}
@@ -163,3 +166,125 @@ def neighbourhood_table(pipe, scorers: list[dict], seeds: list[int], k_grid: Seq
                          "spearman": metrics.spearman(scores, found["other_distance"])})
             per_sample[(scorer["name"], seed)] = {"score": scores, **found}
     return summarise(pd.DataFrame(rows), ["scorer", "statistic", "paper"], ["spearman"]), per_sample
+
+
+def scale_pipelines(experiment: dict | str, sizes: Sequence[int | None], cache_dir=None) -> dict[int, Pipeline]:
+    """{training-set size: Pipeline} for the scale study (``app_scale``): the ``experiment`` with
+    ``data.limit`` set to each of ``sizes`` (a class-stratified sample, seed 0), or without a limit
+    for ``None`` (every training image). All sizes share one cache (a size equal to another
+    notebook's ``data.limit`` shares its artefacts); keys are the number of training images each
+    pipeline sees."""
+    base = validate_experiment(experiment)
+    pipes = {}
+    for size in sizes:
+        data = {key: value for key, value in base["data"].items() if key != "limit"}
+        if size is not None:
+            data["limit"] = int(size)
+        pipe = Pipeline({**base, "data": data}, cache_dir)
+        pipes[len(pipe.train_set)] = pipe
+    return pipes
+
+
+def _epochs_trained(run) -> int:
+    return json.loads((run.path / "manifest.json").read_text())["config"]["recipe"]["epochs"]
+
+
+def scale_table(pipes: dict[int, Pipeline], scorers: list[dict], methods: list[dict], fractions: list[float],
+                pruning_methods: list[dict], balanced_methods: list[dict], rates: list[float], pruning_fractions: list[float],
+                seeds: list[int]) -> pd.DataFrame:
+    """The scale study's table: one row per training-set size x setting x rate x seed, computed size by
+    size in the order of ``pipes`` (every stage cached, so a stopped run resumes where it stopped).
+
+    Three kinds of row, each filling its own columns (the others NaN):
+
+    - pruning (``pruning_methods`` globally, ``balanced_methods`` class-balanced, subset runs at
+      ``pruning_fractions``): ``top1`` after pruning ``rate`` of the data and retraining (rate 0: unpruned);
+    - extrapolation (each extrapolating ``methods`` entry at each of ``fractions``): ``spearman`` with
+      the full-data scores of the same seed on the samples outside the subset;
+    - subset run (setting ``subset run @ <fraction>``): ``ceiling_spearman``, the agreement of its own
+      scores with the full run's on the subset; ``subset_seconds_share``, its seconds (the whole phase
+      search) over the full run's; ``subset_multiple``, the multiple of the full run's epochs it trained.
+
+    Key columns: train_size (number of training images), scorer, setting (:func:`scorecast.plots.with_setting`),
+    fraction, rate, seed."""
+    parts = []
+    for size, pipe in pipes.items():
+        fidelity = pipe.fidelity_table(scorers, methods, fractions, seeds)
+        runs = fidelity.drop_duplicates(["scorer", "fraction", "seed"])
+        per_run = []
+        for scorer, fraction, seed, agreement in zip(runs["scorer_spec"], runs["fraction"], runs["seed"], runs["ceiling_spearman"]):
+            full, subset = pipe.scoring_run(scorer, seed, None), pipe.scoring_run(scorer, seed, fraction)
+            per_run.append({"scorer": scorer.name, "method": "subset run", "fraction": fraction, "seed": seed, "ceiling_spearman": agreement,
+                            "subset_seconds_share": subset.seconds / full.seconds,
+                            "subset_multiple": _epochs_trained(subset) / _epochs_trained(full)})
+        accuracy = pipe.pruning_table(scorers, pruning_methods, rates, seeds, pruning_fractions, balanced_methods)
+        table = pd.concat([accuracy[["scorer", "method", "fraction", "rate", "seed", "class_balanced", "top1"]],
+                           fidelity[["scorer", "method", "fraction", "seed", "spearman"]], pd.DataFrame(per_run)], ignore_index=True)
+        table = plots.with_setting(table.assign(class_balanced=table["class_balanced"].fillna(False).astype(bool)))
+        parts.append(table.assign(train_size=size))
+    return pd.concat(parts, ignore_index=True)[["train_size", "scorer", "setting", "fraction", "rate", "seed", "top1", "spearman",
+                                                "ceiling_spearman", "subset_seconds_share", "subset_multiple"]]
+
+
+def paired_gaps(table: pd.DataFrame, reference: str = "random") -> pd.DataFrame:
+    """Per-seed differences of top-1 against the ``reference`` setting of the same training-set size,
+    rate and seed, from :func:`scale_table`'s table (pruned rates only). Columns: train_size, setting,
+    rate, seed, gap (top-1 minus the reference's)."""
+    top1 = table[table["top1"].notna() & (table["rate"] > 0)]
+    ref = top1[top1["setting"] == reference][["train_size", "rate", "seed", "top1"]].rename(columns={"top1": "reference"})
+    out = top1[top1["setting"] != reference].merge(ref, on=["train_size", "rate", "seed"])
+    return out.assign(gap=out["top1"] - out["reference"])[["train_size", "setting", "rate", "seed", "gap"]]
+
+
+def gap_verdict(gaps) -> str:
+    """"beats", "loses" or "ties" for per-seed gaps: beats (loses) when every seed's gap is above
+    (below) zero, ties when the seeds disagree in sign (or one seed only)."""
+    gaps = np.asarray(gaps, dtype=float)
+    if len(gaps) > 1 and (gaps > 0).all():
+        return "beats"
+    if len(gaps) > 1 and (gaps < 0).all():
+        return "loses"
+    return "ties"
+
+
+#: The paper's one recovered extrapolation number (Table 2: ImageNet-64, DU, kNN, 20 % subset).
+PAPER_SPEARMAN = 0.35
+
+
+def _mean_std(values) -> str:
+    values = np.asarray(values, dtype=float)
+    return f"{values.mean():+.3f} ± {values.std(ddof=1):.3f}" if len(values) > 1 else f"{values.mean():+.3f}"
+
+
+def scale_verdicts(table: pd.DataFrame, gaps: pd.DataFrame, method: str = "knn") -> str:
+    """Markdown: per training-set size, the paired gap to random (mean ± std over seeds and a verdict from
+    :func:`gap_verdict`) of every pruning at every rate, the Spearman and agreement at each fraction;
+    then the headline: the smallest size from which the global ``method`` pruning no longer loses to
+    random at any rate (or that it loses at every size run)."""
+    lines, recovered = [], None
+    for size, part in table.groupby("train_size", sort=True):
+        unpruned = part[(part["rate"] == 0) & (part["setting"] == "full")]["top1"]
+        seeds = part["seed"].nunique()
+        parts = []
+        losing = False
+        for (setting, rate), group in gaps[gaps["train_size"] == size].groupby(["setting", "rate"], sort=False):
+            verdict = gap_verdict(group["gap"])
+            parts.append(f"{setting} at {rate:.0%}: {_mean_std(group['gap'])} ({verdict})")
+            losing |= setting.startswith(method) and not setting.endswith("class-balanced") and verdict == "loses"
+        fidelity = part[part["spearman"].notna() & part["setting"].str.startswith(method)].groupby("setting", sort=False)["spearman"].mean()
+        agreement = part[part["ceiling_spearman"].notna()].groupby("setting", sort=False)["ceiling_spearman"].mean()
+        fid = "; ".join(f"{s}: {v:.2f}" for s, v in pd.concat([fidelity, agreement]).items())
+        lines.append(f"- **{size:,} images** (unpruned top-1 {unpruned.mean():.3f}, {seeds} seed{'s' if seeds > 1 else ''}). "
+                     f"Top-1 minus random: {'; '.join(parts)}. Spearman with full-data DU, and agreement: {fid}.")
+        if recovered is None and not losing:
+            recovered = size
+        elif losing:
+            recovered = None
+    sizes = sorted(table["train_size"].unique())
+    if recovered is None:
+        headline = f"**Global {method} DU loses to random at some pruning rate at every size run ({', '.join(f'{s:,}' for s in sizes)} images).**"
+    elif recovered == sizes[0]:
+        headline = f"**Global {method} DU does not lose to random at any size run ({', '.join(f'{s:,}' for s in sizes)} images).**"
+    else:
+        headline = f"**Global {method} DU stops losing to random from {recovered:,} training images on** (sizes run: {', '.join(f'{s:,}' for s in sizes)})."
+    return headline + " Per size (gaps are paired per seed; *beats*/*loses*: every seed on one side of zero):\n\n" + "\n".join(lines)

@@ -227,6 +227,8 @@ def shrink(params: dict, experiment: dict, data: dict[str, Path], scratch: Path,
         experiment["data"]["limit"] = n
     else:
         n = generated.n_train
+    if "sizes" in params:  # the scale study: one sample of n images, and every generated image
+        params["sizes"] = [n, None] if n < generated.n_train else [None]
     if any(round(f * n) < smallest for f in fractions):
         raised = sorted({max(f, smallest / n) for f in fractions})
         notes.append(f"fractions {fractions} -> {[round(f, 3) for f in raised]} (a {n}-sample dry run)")

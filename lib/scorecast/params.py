@@ -36,9 +36,10 @@ DEFAULT_EXPERIMENT = {
     "paradigm": "supervised",
     "scoring": {"epochs": 20, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "constant"},
     "record": {"source": "train", "trajectory": "last", "trajectory_length": 10},
-    # how long a subset (proxy) run trains: "phase" (the default) = the smallest multiple of the full
-    # run's epochs whose run ends at the full run's final mean true-label probability (within
-    # pipeline.PHASE_TOLERANCE), recorded every that many epochs, so DU/TDDS describe the same phase of
+    # how long a subset (proxy) run trains: "phase" (the default) = the multiple of the full run's
+    # epochs whose run ends at the full run's final mean true-label probability (within
+    # pipeline.PHASE_TOLERANCE), searched from round(sqrt(n / m)) (pipeline.phase_matched_run),
+    # recorded every that many epochs, so DU/TDDS describe the same phase of
     # training in both runs; "steps" = as many optimizer steps as the full run (its epochs times
     # round(n / m)), which can overshoot into memorising the subset; "epochs" = the paper's literal
     # protocol (as many epochs as the full run, so a 20 % subset gets a fifth of the steps)
@@ -88,6 +89,9 @@ NOTEBOOK_KEYS = {
     "seeds": list,
     "k_grid": list,
     "balanced_methods": list,
+    "pruning_methods": list,
+    "pruning_fractions": list,
+    "sizes": list,
     "encoder": dict,
     "turtle": dict,
     "augmentations": int,
@@ -210,7 +214,7 @@ def check_unsupervised_options(encoder: dict, turtle: dict, source: str) -> None
             raise ScorecastError(f"{source}: turtle.{key} must be {type(TURTLE_OPTIONS[key]).__name__}, got {value!r}")
 
 
-_NON_EMPTY = ("scorers", "methods", "rates", "fractions", "seeds", "k_grid")
+_NON_EMPTY = ("scorers", "methods", "rates", "fractions", "seeds", "k_grid", "pruning_methods", "pruning_fractions", "sizes")
 
 
 def validate_notebook_params(params: dict, source: str) -> dict:
@@ -224,9 +228,13 @@ def validate_notebook_params(params: dict, source: str) -> dict:
     for rate in params.get("rates", []):
         if not _type_ok(rate, float) or not 0 <= rate < 1:
             raise ScorecastError(f"{source}: rates entry {rate!r} must be a fraction in [0, 1)")
-    for fraction in params.get("fractions", []):
-        if not _type_ok(fraction, float) or not 0 < fraction < 1:
-            raise ScorecastError(f"{source}: fractions entry {fraction!r} must lie in (0, 1)")
+    for key in ("fractions", "pruning_fractions"):
+        for fraction in params.get(key, []):
+            if not _type_ok(fraction, float) or not 0 < fraction < 1:
+                raise ScorecastError(f"{source}: {key} entry {fraction!r} must lie in (0, 1)")
+    for size in params.get("sizes", []):
+        if size is not None and (not _type_ok(size, int) or size < 2):
+            raise ScorecastError(f"{source}: sizes entry {size!r} must be a number of training images >= 2, or null for all of them")
     for key in ("seeds", "k_grid"):
         low = 0 if key == "seeds" else 1
         for value in params.get(key, []):
@@ -248,8 +256,9 @@ def validate_notebook_params(params: dict, source: str) -> dict:
     methods = [registry.build_method(entry, f"{source}: methods[{i}]") for i, entry in enumerate(params.get("methods", []))]
     for i, spec in enumerate(methods):
         registry.check_paradigm(spec, paradigm, f"{source}: methods[{i}]")
-    for i, entry in enumerate(params.get("balanced_methods", [])):
-        registry.check_paradigm(registry.build_method(entry, f"{source}: balanced_methods[{i}]"), paradigm, f"{source}: balanced_methods[{i}]")
+    for key in ("balanced_methods", "pruning_methods"):
+        for i, entry in enumerate(params.get(key, [])):
+            registry.check_paradigm(registry.build_method(entry, f"{source}: {key}[{i}]"), paradigm, f"{source}: {key}[{i}]")
     try:
         registry.check_distinct_labels(methods)
     except ScorecastError as err:
