@@ -72,7 +72,7 @@ def test_phase_matched_run_ends_closest_to_the_full_runs_fit_and_pays_for_its_se
     runs = {k: pipe._run(0, chosen.indices, None, k, 0.2) for k in range(1, 6)}
     fits = {k: final_fit(run) for k, run in runs.items()}
     tried = _walk(fits, target, predicted_multiple(len(pipe.train_set), len(chosen.indices)), 5)
-    assert tried[0] == 2 and every in tried
+    assert tried[0] == 2 and every in tried and list(chosen.searched) == tried
     assert abs(fits[every] - target) == min(abs(fits[k] - target) for k in tried)
     assert chosen.seconds == pytest.approx(sum(runs[k].seconds for k in tried))  # every tried run is charged
 

@@ -16,7 +16,6 @@ Loops over a :class:`scorecast.pipeline.Pipeline` (every stage cached there), ea
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -185,10 +184,6 @@ def scale_pipelines(experiment: dict | str, sizes: Sequence[int | None], cache_d
     return pipes
 
 
-def _epochs_trained(run) -> int:
-    return json.loads((run.path / "manifest.json").read_text())["config"]["recipe"]["epochs"]
-
-
 def scale_table(pipes: dict[int, Pipeline], scorers: list[dict], methods: list[dict], fractions: list[float],
                 pruning_methods: list[dict], balanced_methods: list[dict], rates: list[float], pruning_fractions: list[float],
                 seeds: list[int]) -> pd.DataFrame:
@@ -216,7 +211,7 @@ def scale_table(pipes: dict[int, Pipeline], scorers: list[dict], methods: list[d
             full, subset = pipe.scoring_run(scorer, seed, None), pipe.scoring_run(scorer, seed, fraction)
             per_run.append({"scorer": scorer.name, "method": "subset run", "fraction": fraction, "seed": seed, "ceiling_spearman": agreement,
                             "subset_seconds_share": subset.seconds / full.seconds,
-                            "subset_multiple": _epochs_trained(subset) / _epochs_trained(full)})
+                            "subset_multiple": subset.epochs / full.epochs})
         accuracy = pipe.pruning_table(scorers, pruning_methods, rates, seeds, pruning_fractions, balanced_methods)
         table = pd.concat([accuracy[["scorer", "method", "fraction", "rate", "seed", "class_balanced", "top1"]],
                            fidelity[["scorer", "method", "fraction", "seed", "spearman"]], pd.DataFrame(per_run)], ignore_index=True)

@@ -128,7 +128,8 @@ class Pipeline(ScoreStages):
         (:func:`final_fit`) is followed by the next multiple up, one that ends more than that above
         it by the next one down, until a run lands within the tolerance, the direction reverses or
         the bounds (1, round(n / m)) are reached; the tried run that ends closest is kept. Every
-        tried run is cached; the returned run's ``seconds`` is the whole search's cost."""
+        tried run is cached; the returned run's ``seconds`` is the whole search's cost and its
+        ``searched`` the multiples tried."""
         n = len(self.train_set)
         target = final_fit(self._run(seed, np.arange(n), scoring, 1, None))
         ceiling = max(1, round(n / len(indices)))
@@ -141,7 +142,7 @@ class Pipeline(ScoreStages):
                 break
             every, step = every + direction, direction
         chosen = min(tried.values(), key=lambda r: abs(final_fit(r) - target))
-        return dataclasses.replace(chosen, seconds=sum(r.seconds for r in tried.values()))
+        return dataclasses.replace(chosen, seconds=sum(r.seconds for r in tried.values()), searched=tuple(tried))
 
     def _run(self, seed: int, indices: np.ndarray, scoring: dict | None, every: int, fraction: float | None) -> Run:
         """One scoring run on ``indices``: ``every`` times the recipe's epochs, recorded every ``every`` epochs (cached)."""

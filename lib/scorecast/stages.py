@@ -54,10 +54,17 @@ class Run:
     num_classes: int
     in_channels: int
 
+    searched: tuple[int, ...] = ()  # multiples of the full run's epochs a phase search tried, in order (pipeline.phase_matched_run)
+
     @property
     def costs(self) -> dict:
         """Seconds per phase that produced the run."""
         return {"scoring": self.seconds}
+
+    @property
+    def epochs(self) -> int:
+        """Epochs the run trained (its recipe's, as cached)."""
+        return int(json.loads((self.path / "manifest.json").read_text())["config"]["recipe"]["epochs"])
 
     def model(self):
         model = build_model(self.model_name, self.num_classes, self.in_channels)
