@@ -334,19 +334,51 @@ def test_stale_temporaries_are_removed_on_the_next_write(tmp_path):
 # --------------------------------------------------------------------------------- log lines
 
 
-def test_one_log_line_per_stage_on_stdout(tmp_path, monkeypatch, capsys):
+def test_one_log_line_per_computed_artefact_and_one_per_stage_for_cache_reads(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("SCORECAST_QUIET", raising=False)
     cache = Cache(tmp_path)
-    art = cache.get("train", "1", CONFIG, Counter())
+    arts = [cache.get("train", "1", {**CONFIG, "seed": seed}, Counter()) for seed in range(3)]
     out, err = capsys.readouterr()
-    assert out == f"[scorecast] train {art.path.name[:8]}: computed in {art.seconds:.1f} s\n" and err == ""
-    cache.get("train", "1", CONFIG, Counter())
-    out, err = capsys.readouterr()
-    assert out == f"[scorecast] train {art.path.name[:8]}: read from cache (computed in {art.seconds:.1f} s)\n" and err == ""
-    monkeypatch.setenv("SCORECAST_QUIET", "0")
-    cache.get("train", "1", CONFIG, Counter())
-    assert capsys.readouterr().out.startswith("[scorecast] train")
+    assert out == "".join(f"[scorecast] train {a.path.name[:8]}: computed in {a.seconds:.1f} s\n" for a in arts) and err == ""
+    reader = Cache(tmp_path)  # a notebook re-run: every artefact read from the cache
+    for _ in range(2):
+        for seed in range(3):
+            assert reader.get("train", "1", {**CONFIG, "seed": seed}, Counter()).cached
+    reader.get("embed", "1", CONFIG, Counter())
+    reader.get("embed", "1", CONFIG, Counter())
+    out, _ = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0] == f"[scorecast] train: reading from cache (first {arts[0].path.name[:8]}, computed in {arts[0].seconds:.1f} s); further reads not logged"
+    assert len(lines) == 3 and lines[1].startswith("[scorecast] embed ") and lines[1].endswith(" s")  # embed computed once, then read silently
+    assert lines[2].startswith("[scorecast] embed: reading from cache")
     monkeypatch.setenv("SCORECAST_QUIET", "1")
-    cache.get("train", "1", CONFIG, Counter())
-    cache.get("train", "1", {**CONFIG, "seed": 5}, Counter())
+    Cache(tmp_path).get("train", "1", CONFIG, Counter())
+    Cache(tmp_path).get("train", "1", {**CONFIG, "seed": 5}, Counter())
     assert capsys.readouterr() == ("", "")
+
+
+def test_progress_bars_close_at_their_total(monkeypatch):
+    """tqdm redraws at most every 0.1 s: a fast loop's last drawing used to stop short of its total, and a
+    notebook saved the bar that way. Every drawing of the bar is recorded here (a notebook's widget or a
+    terminal's line alike)."""
+    import tqdm
+
+    from scorecast import train
+
+    drawn = []
+
+    class Recorded(tqdm.tqdm):
+        def display(self, msg=None, pos=None):
+            if msg is None:  # a drawing of the bar (msg "" clears it)
+                drawn.append((self.n, self.total))
+            return True
+
+    monkeypatch.delenv("SCORECAST_QUIET", raising=False)
+    monkeypatch.setattr(train, "tqdm", Recorded)
+    assert list(train.progress(range(50), "fast")) == list(range(50))
+    assert drawn[-1] == (50, 50)
+    drawn.clear()
+    assert list(train.progress(iter(range(7)), "no len", total=7)) == list(range(7)) and drawn[-1] == (7, 7)
+    drawn.clear()
+    monkeypatch.setenv("SCORECAST_QUIET", "1")
+    assert list(train.progress(range(3), "quiet")) == [0, 1, 2] and drawn == []

@@ -88,3 +88,62 @@ def test_pivot_refuses_rows_it_cannot_tell_apart():
 
     with pytest.raises(ScorecastError, match="add the column that tells them apart"):
         plots.table_view(_summary(), rows=["setting"], columns="rate", values="top1")  # du and tdds share cells
+
+
+# ---------------------------------------------------------------- readable names, legends, one colour per method
+@pytest.mark.parametrize("raw, shown", [("gnn(k=10, labels=True) @ 0.2", "GNN (k=10, labels) @ 20 %"),
+                                        ("gnn(k=10, labels=False)", "GNN (k=10, no labels)"),
+                                        ("knn(k=10) @ 0.2 class-balanced", "kNN (k=10) @ 20 % class-balanced"),
+                                        ("knn(k=10, calibrate=True) @ 0.05", "kNN (k=10, calibrated) @ 5 %"),
+                                        ("proxy(kind=aug_std, augmentations=8)", "proxy (aug_std, 8 augm.)"),
+                                        ("subset_plus_random", "subset + random"), ("random", "random"),
+                                        ("true (full run)", "true (full run)"), ("cv_spearman", "cv_spearman")])
+def test_display_names_are_readable_and_keep_the_family(raw, shown):
+    assert plots.display_name(raw) == shown
+    assert plots.display_name(shown) == shown  # idempotent
+    assert plots.method_family(shown) == plots.method_family(raw)
+
+
+def test_random_is_the_same_grey_whatever_else_is_in_the_figure_raw_or_displayed():
+    grey = plots.METHOD_STYLES["random"][0]
+    mixes = [["random"], ["full", "random"], ["knn(k=10) @ 0.2", "gnn(k=10, labels=True) @ 0.2", "random"],
+             ["true (full run)", "cv_spearman", "random", "full class-balanced"], ["GNN (k=10, labels) @ 20 %", "random", "kNN (k=10) @ 20 %"]]
+    for labels in mixes:
+        assert plots.palette(labels)["random"] == grey, labels
+    assert plots.palette(["kNN (k=10) @ 20 %"])["kNN (k=10) @ 20 %"] == plots.METHOD_STYLES["knn"][0]
+
+
+def _boxes(fig, ax):
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    return ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer)
+
+
+@pytest.mark.parametrize("n_methods", [3, 8])
+def test_line_over_seeds_keeps_its_legend_in_its_own_panel_with_display_names(n_methods):
+    import matplotlib.pyplot as plt
+
+    names = ["full", "random", "knn(k=10) @ 0.2", "gnn(k=10, labels=True) @ 0.2", "mlp(labels=True) @ 0.2",
+             "proxy(kind=aug_std, augmentations=8) @ 0.2", "knn(k=10) @ 0.2 class-balanced", "full class-balanced"][:n_methods]
+    table = pd.DataFrame([{"setting": s, "rate": r, "seed": seed, "top1": 0.5 + 0.01 * i - 0.1 * r + 0.001 * seed}
+                          for i, s in enumerate(names) for r in (0.3, 0.5, 0.7) for seed in (0, 1)])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    for ax in (left, right):
+        plots.line_over_seeds(table, "rate", "top1", hue="setting", ax=ax)
+    legend, panel = _boxes(fig, left)
+    other, neighbour = _boxes(fig, right)
+    assert legend.x1 <= neighbour.x0 and legend.x1 <= other.x0  # never over the next panel or its legend
+    assert panel.x0 <= (legend.x0 + legend.x1) / 2 <= panel.x1  # centred on its own panel
+    if n_methods <= plots.LEGEND_INSIDE:
+        assert panel.y0 - 1 <= legend.y0 and legend.y1 <= panel.y1 + 1  # inside the axes
+    texts = [t.get_text() for t in left.get_legend().get_texts()]
+    assert texts == [plots.display_name(n) for n in names] and "kNN (k=10) @ 20 %" in texts
+    plt.close(fig)
+
+
+def test_tables_show_display_names_but_keep_the_raw_labels():
+    table = pd.DataFrame({"setting": ["gnn(k=10, labels=True) @ 0.2", "random"], "rate": [0.5, 0.5], "top1_mean": [0.6, 0.5], "top1_std": [0.01, 0.02]})
+    view = plots.table_view(table, rows=["setting"], columns="rate", values="top1")
+    assert list(view.cells.index) == ["GNN (k=10, labels) @ 20 %", "random"]
+    assert plots.table_view(table).cells["setting"].tolist() == ["GNN (k=10, labels) @ 20 %", "random"]
+    assert table["setting"].tolist() == ["gnn(k=10, labels=True) @ 0.2", "random"]  # the caller's (and the CSV's) labels untouched

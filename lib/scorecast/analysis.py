@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import extrapolate, metrics, plots
+from . import claims, extrapolate, metrics, plots
+from .claims import gap_verdict
 from .params import validate_experiment
 from .pipeline import Pipeline, method_label, summarise
 
@@ -223,23 +224,12 @@ def scale_table(pipes: dict[int, Pipeline], scorers: list[dict], methods: list[d
 
 def paired_gaps(table: pd.DataFrame, reference: str = "random") -> pd.DataFrame:
     """Per-seed differences of top-1 against the ``reference`` setting of the same training-set size,
-    rate and seed, from :func:`scale_table`'s table (pruned rates only). Columns: train_size, setting,
-    rate, seed, gap (top-1 minus the reference's)."""
-    top1 = table[table["top1"].notna() & (table["rate"] > 0)]
-    ref = top1[top1["setting"] == reference][["train_size", "rate", "seed", "top1"]].rename(columns={"top1": "reference"})
-    out = top1[top1["setting"] != reference].merge(ref, on=["train_size", "rate", "seed"])
-    return out.assign(gap=out["top1"] - out["reference"])[["train_size", "setting", "rate", "seed", "gap"]]
-
-
-def gap_verdict(gaps) -> str:
-    """"beats", "loses" or "ties" for per-seed gaps: beats (loses) when every seed's gap is above
-    (below) zero, ties when the seeds disagree in sign (or one seed only)."""
-    gaps = np.asarray(gaps, dtype=float)
-    if len(gaps) > 1 and (gaps > 0).all():
-        return "beats"
-    if len(gaps) > 1 and (gaps < 0).all():
-        return "loses"
-    return "ties"
+    rate and seed, from :func:`scale_table`'s table (pruned rates only; :func:`scorecast.claims.paired_differences`).
+    Columns: train_size, setting, rate, seed, gap (top-1 minus the reference's)."""
+    top1 = table[table["top1"].notna()]
+    others = [(setting, reference) for setting in dict.fromkeys(top1["setting"]) if setting != reference]
+    gaps = claims.paired_differences(top1, others, "top1").rename(columns={"difference": "gap"})
+    return gaps[["train_size", "setting", "rate", "seed", "gap"]]
 
 
 #: The paper's one recovered extrapolation number (Table 2: ImageNet-64, DU, kNN, 20 % subset).

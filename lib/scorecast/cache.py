@@ -17,8 +17,11 @@ winner's; a corrupted one is renamed aside, then removed. A writer holds a lock 
 temporary folder while it computes; temporary folders older than :data:`STALE_SECONDS` that no
 live writer holds are removed on the next write to that stage.
 
-Each :meth:`Cache.get` prints one line to stdout (unless :func:`scorecast.train.quiet`: batch runs
-and tests set ``SCORECAST_QUIET=1``), e.g. ``[scorecast] train 1a2b3c4d: computed in 12.3 s``.
+Log lines on stdout (none under :func:`scorecast.train.quiet`: batch runs and tests set
+``SCORECAST_QUIET=1``): one per computed artefact, e.g. ``[scorecast] train 1a2b3c4d: computed in 12.3 s``,
+and one per stage for cache reads, at the first read of that stage by this :class:`Cache`
+(``[scorecast] retrain: reading from cache (first 1a2b3c4d, computed in 4.1 s); further reads not logged``),
+so a cached re-run of a notebook prints a line per stage, not one per artefact.
 
 Root: ``SCORECAST_CACHE`` or ``<project root>/.cache`` (git-ignored; :func:`scorecast.paths.cache_root`).
 """
@@ -42,7 +45,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from .paths import cache_root
+from .paths import cache_root, check_cache_root
 from .train import quiet
 
 MANIFEST = "manifest.json"
@@ -109,10 +112,10 @@ def _locked(folder: Path, wait: bool = True) -> Iterator[bool]:
         os.close(fd)
 
 
-def _log(stage: str, folder: Path, message: str) -> None:
-    """One line per stage on stdout, unless quiet (the same switch as the progress bars)."""
+def _log(stage: str, folder: Path | None, message: str) -> None:
+    """One line on stdout, unless quiet (the same switch as the progress bars)."""
     if not quiet():
-        print(f"[scorecast] {stage} {folder.name[:8]}: {message}", flush=True)
+        print(f"[scorecast] {stage}{'' if folder is None else ' ' + folder.name[:8]}: {message}", flush=True)
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,8 @@ class Cache:
     machine (see :func:`machine`)."""
 
     def __init__(self, root: str | Path | None = None):
-        self.root = Path(root) if root else cache_root()
+        self.root = check_cache_root(Path(root).expanduser() if root else cache_root())
+        self._read_logged: set[str] = set()  # stages whose cache reads this Cache has logged (once each)
 
     def folder(self, stage: str, version: str, config: dict, settings: dict | None = None) -> Path:
         """``<root>/<stage>/<key>``; the key covers ``config`` and the machine ``settings``
@@ -170,7 +174,9 @@ class Cache:
         final = self.folder(stage, version, config, settings)
         found = self._load(final)
         if found is not None:
-            _log(stage, final, f"read from cache (computed in {found.seconds:.1f} s)")
+            if stage not in self._read_logged:
+                self._read_logged.add(stage)
+                _log(stage, None, f"reading from cache (first {final.name[:8]}, computed in {found.seconds:.1f} s); further reads not logged")
             return found
         final.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale(final.parent)

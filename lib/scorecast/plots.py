@@ -12,8 +12,11 @@
 - :func:`line_over_seeds`: mean +- std over seeds of ``y`` against ``x`` (a rate or fraction),
   one line per ``hue`` (a method).
 - :func:`pareto_mask`: which (cost, accuracy) points lie on the Pareto front.
-- :func:`with_setting`: a readable ``setting`` column (method, plus the subset fraction when it
-  extrapolates).
+- :func:`with_setting`: a ``setting`` column (method, plus the subset fraction when it extrapolates),
+  the key the CSV files keep.
+- :func:`display_name`: the readable form of such a label for legends and tables
+  (``gnn(k=10, labels=True) @ 0.2`` -> ``GNN (k=10, labels) @ 20 %``); CSV columns and cache keys keep the raw label.
+- :func:`legend`: a legend inside its own panel (or under it when long), with display names.
 """
 
 from __future__ import annotations
@@ -57,11 +60,54 @@ _OTHER_COLOURS = ("#393b79", "#637939", "#8c6d31", "#843c39", "#5254a3")
 _OTHER_MARKER = "p"
 
 
+#: family -> its name in legends and tables (:func:`display_name`).
+DISPLAY_NAMES: dict[str, str] = {
+    "full": "full", "random": "random", "knn": "kNN", "gnn": "GNN", "mlp": "MLP", "proxy": "proxy", "hybrid": "hybrid",
+    "stacked": "stacked", "prototypes": "prototypes", "zcore": "zcore", "score_sampling": "score sampling",
+    "subset_plus_random": "subset + random",
+}
+
+
 def method_family(label: str) -> str:
-    """The family of a method label: ``"gnn(k=10, labels=True) @ 0.2"`` -> ``"gnn"``, ``"true (full run)"`` ->
-    ``"full"`` (the full run's scores); unknown names as given."""
-    family = re.split(r"[(@ ]", str(label).strip(), maxsplit=1)[0]
+    """The family of a method label, raw or displayed: ``"gnn(k=10, labels=True) @ 0.2"`` and
+    ``"GNN (k=10, labels) @ 20 %"`` -> ``"gnn"``, ``"true (full run)"`` -> ``"full"`` (the full run's scores);
+    unknown names as given."""
+    text = str(label).strip()
+    for family, name in DISPLAY_NAMES.items():
+        if text == name or text.startswith(name + " "):
+            return family
+    family = re.split(r"[(@ ]", text, maxsplit=1)[0]
     return "full" if family == "true" else family
+
+
+def _option(option: str) -> str:
+    key, _, value = option.strip().partition("=")
+    if value == "True":
+        return {"calibrate": "calibrated"}.get(key, key)
+    if value == "False":
+        return f"no {key}"
+    if key == "augmentations":
+        return f"{value} augm."
+    return value if key == "kind" else f"{key}={value}"
+
+
+def display_name(label) -> str:
+    """Readable form of a method label from :func:`with_setting` or ``method_label`` for legends and tables:
+    ``"gnn(k=10, labels=True) @ 0.2"`` -> ``"GNN (k=10, labels) @ 20 %"``, ``"knn(k=10, calibrate=True)"`` ->
+    ``"kNN (k=10, calibrated)"``, ``"proxy(kind=aug_std, augmentations=8)"`` -> ``"proxy (aug_std, 8 augm.)"``;
+    a `` class-balanced`` suffix is kept. Labels of no method family (a ceiling, a metric) come back unchanged,
+    and so does an already displayed name."""
+    text = str(label)
+    match = re.fullmatch(r"([a-z_]+)(?:\((.*)\))?(?: @ ([0-9.]+))?( class-balanced)?", text)
+    if match is None or match.group(1) not in DISPLAY_NAMES:
+        return text
+    family, options, fraction, balanced = match.groups()
+    out = DISPLAY_NAMES[family]
+    if options:
+        out += f" ({', '.join(_option(o) for o in options.split(','))})"
+    if fraction:
+        out += f" @ {float(fraction) * 100:g} %"
+    return out + (balanced or "")
 
 
 def palette(labels) -> dict[str, str]:
@@ -181,10 +227,15 @@ def _mean_std(table: pd.DataFrame, value: str) -> tuple[pd.Series, pd.Series | N
     return table[value], None
 
 
+#: Columns whose method labels :func:`show_table` shows by :func:`display_name`.
+NAME_COLUMNS = ("setting", "method", "source")
+
+
 def table_view(table: pd.DataFrame, digits: int = 3, sort: bool | list[str] = True, rows: list[str] | None = None,
                columns: str | None = None, values: str | None = None, best: str | None = "max",
                caption: str | None = None) -> Table:
     """The :class:`Table` that :func:`show_table` shows; see there."""
+    table = table.assign(**{c: table[c].map(display_name) for c in NAME_COLUMNS if c in table and not pd.api.types.is_numeric_dtype(table[c])})
     if values is None:
         out = _rounded(table, digits)
         if sort:
@@ -246,6 +297,7 @@ def show_table(table: pd.DataFrame, digits: int = 3, sort: bool | list[str] = Tr
     distinct ``rows`` tuple (in order of appearance), one column per distinct ``columns`` value, each cell
     ``<values>_mean ± <values>_std`` (or ``values`` alone); with ``best`` "max"/"min" the best cell of
     every column is bold (``*`` in the text form). The CSV written by :func:`save` stays long and tidy.
+    Method labels in the ``setting``, ``method`` and ``source`` columns are shown by :func:`display_name`.
     Deterministic output for nbval: do not pass timing columns to a cell whose output is compared.
     """
     view = table_view(table, digits, sort, rows, columns, values, best, caption)
@@ -292,8 +344,27 @@ def line_over_seeds(table: pd.DataFrame, x: str, y: str, hue: str = "method", ax
                  errorbar="sd", err_style="bars", ax=ax, err_kws={"capsize": 3})
     ax.set_xlabel(xlabel or x)
     ax.set_ylabel(ylabel or y)
-    ax.legend(title=None, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes: never over a line
+    legend(ax)
     return ax
+
+
+#: A legend with more entries than this goes under its panel (inside, it would hide the lines).
+LEGEND_INSIDE = 5
+
+
+def legend(ax, handles=None, labels=None, **options):
+    """Draw ``ax``'s legend inside its own panel, entries named by :func:`display_name`: in the axes
+    (matplotlib's least crowded corner) up to :data:`LEGEND_INSIDE` entries, else centred under the axes in
+    two columns, within the panel's width, so it never lies over a neighbouring panel. ``handles``/``labels``
+    default to the axes' own; ``options`` go to ``Axes.legend``. Returns the Legend (None without entries)."""
+    if handles is None or labels is None:
+        handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return None
+    names = [display_name(label) for label in labels]
+    place = ({"loc": "best", "frameon": True, "framealpha": 0.85, "edgecolor": "none"} if len(names) <= LEGEND_INSIDE else
+             {"loc": "upper center", "bbox_to_anchor": (0.5, -0.16), "ncol": 2})
+    return ax.legend(handles, names, **{"title": None, "fontsize": "small", **place, **options})
 
 
 def pareto_mask(cost, value) -> np.ndarray:

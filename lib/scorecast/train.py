@@ -31,7 +31,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -52,9 +52,19 @@ def quiet() -> bool:
     return os.environ.get("SCORECAST_QUIET") == "1"
 
 
-def progress(iterable: Iterable, desc: str, total: int | None = None, disable: bool = False) -> Iterable:
-    """Progress bar: a widget in JupyterLab, text in a terminal (``tqdm.auto``); silent when :func:`quiet` or ``disable``."""
-    return tqdm(iterable, desc=desc, total=total, disable=quiet() or disable, leave=False)
+def progress(iterable: Iterable, desc: str, total: int | None = None, disable: bool = False) -> Iterator:
+    """Progress bar: a widget in JupyterLab, text in a terminal (``tqdm.auto``); silent when :func:`quiet` or ``disable``.
+
+    ``total`` defaults to ``len(iterable)``. The bar is redrawn at its final count before it closes: tqdm
+    redraws at most every 0.1 s, so a loop of fast iterations would otherwise leave (and a saved notebook
+    keep) a bar stopped short of its total."""
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)
+    with tqdm(desc=desc, total=total, disable=quiet() or disable, leave=False) as bar:
+        for item in iterable:
+            yield item
+            bar.update()
+        bar.refresh()
 
 
 @dataclass(frozen=True)
