@@ -575,6 +575,121 @@ for label, kwargs in [
     )
 
 
+# --------------------------------------------------------------------------------- issue 23: splits, options, parameter files
+
+
+def split_pair(tmp: Path, train, test, **options) -> None:
+    """A Pipeline over npz splits (images (n, H, W, C), labels); its construction checks the pair."""
+    from scorecast.pipeline import Pipeline
+
+    for split, (image, label) in (("train", train), ("test", test)):
+        np.savez(tmp / f"{split}.npz", image=image, label=np.asarray(label))
+    Pipeline({"data": {"name": "npz", "root": str(tmp), "crop": 8, "pad": 0, **options}}, tmp / "cache")
+
+
+L20 = np.arange(20) % 4
+for label, train, test, options in [
+    ("28-px test set with a 32 crop", (rng_images(0, (20, 32, 32, 3)), L20), (rng_images(1, (8, 28, 28, 3)), np.arange(8) % 4), {"crop": 32}),
+    ("40-px test images, 32-px training images", (rng_images(0, (20, 32, 32, 3)), L20), (rng_images(1, (8, 40, 40, 3)), np.arange(8) % 4), {"crop": 32}),
+    ("grey train, RGB test", (rng_images(0, (20, 8, 8, 1)), L20), (rng_images(1, (8, 8, 8, 3)), np.arange(8) % 4), {}),
+    ("test label the model cannot predict", (rng_images(0, (20, 8, 8, 3)), L20), (rng_images(1, (8, 8, 8, 3)), np.arange(8) % 5), {}),
+    ("test class without a training sample", (rng_images(0, (21, 8, 8, 3)), np.array([0, 1, 3] * 7)), (rng_images(1, (8, 8, 8, 3)), np.arange(8) % 4), {"num_classes": 4}),
+    ("single-class training set", (rng_images(0, (20, 8, 8, 3)), np.zeros(20, int)), (rng_images(1, (8, 8, 8, 3)), np.arange(8) % 2), {}),
+    ("single-class test set", (rng_images(0, (20, 8, 8, 3)), L20), (rng_images(1, (8, 8, 8, 3)), np.zeros(8, int)), {}),
+    ("labels 0..9 plus one 99", (rng_images(0, (20, 8, 8, 3)), np.append(np.arange(19) % 10, 99)), (rng_images(1, (8, 8, 8, 3)), np.arange(8)), {}),
+    ("negative test labels", (rng_images(0, (20, 8, 8, 3)), L20), (rng_images(1, (8, 8, 8, 3)), -np.ones(8, int)), {}),
+    ("float test labels", (rng_images(0, (20, 8, 8, 3)), L20), (rng_images(1, (8, 8, 8, 3)), np.arange(8) % 4 + 0.5), {}),
+    ("empty test split", (rng_images(0, (20, 8, 8, 3)), L20), (rng_images(1, (0, 8, 8, 3)), np.zeros(0, int)), {}),
+    ("RGBA arrays", (rng_images(0, (20, 32, 32, 4)), L20), (rng_images(1, (8, 32, 32, 4)), np.arange(8) % 4), {"crop": 32}),
+]:
+    probe("splits", f"pipeline: {label}")(lambda tmp, a=train, b=test, o=options: split_pair(tmp, a, b, **o))
+
+
+@probe("splits", "data.mmap after train.npz was replaced", "npz-train")
+def _(tmp):
+    np.savez(tmp / "train.npz", image=rng_images(0, (6, 8, 8, 3)), label=np.arange(6) % 2)
+    before = load_dataset("npz", "train", root=tmp, crop=8, mmap=tmp / "m").fingerprint()
+    np.savez(tmp / "train.npz", image=rng_images(1, (6, 8, 8, 3)), label=np.arange(6) % 2)
+    after = load_dataset("npz", "train", root=tmp, crop=8, mmap=tmp / "m").fingerprint()
+    if after == before:
+        raise Silent("the memory map served the old pixels")
+    return "reconverted"
+
+
+@probe("splits", "data.mmap images.npy truncated", "npz-train")
+def _(tmp):
+    np.savez(tmp / "train.npz", image=rng_images(0, (6, 8, 8, 3)), label=np.arange(6) % 2)
+    load_dataset("npz", "train", root=tmp, crop=8, mmap=tmp / "m")
+    images = tmp / "m" / "npz-train" / "images.npy"
+    images.write_bytes(images.read_bytes()[:-50])
+    load_dataset("npz", "train", root=tmp, crop=8, mmap=tmp / "m")
+
+
+@probe("splits", "data.root pointing at a file", "train.npz")
+def _(tmp):
+    np.savez(tmp / "train.npz", image=rng_images(0, (6, 8, 8, 3)), label=np.arange(6) % 2)
+    load_dataset("npz", "train", root=tmp / "train.npz")
+
+
+@probe("splits", "fashion-mnist: corrupt .gz", "train-images-idx3-ubyte.gz")
+def _(tmp):
+    raw = bytearray(gzip.compress(IDX_IMAGES))
+    raw[20:40] = b"\xff" * 20
+    (tmp / "train-images-idx3-ubyte.gz").write_bytes(bytes(raw))
+    (tmp / "train-labels-idx1-ubyte").write_bytes(idx_bytes([0, 1, 2]))
+    load_dataset("fashion-mnist", "train", root=tmp)
+
+
+@probe("splits", "cache root is a file", "file")
+def _(tmp):
+    (tmp / "file").write_text("x")
+    Cache(tmp / "file").get("retrain", "1", CONFIG, metric(0.5))
+
+
+def notebook_params(values: dict, notebook: str | None = None):
+    """Probe: the parameter file ``values`` (a mapping or raw YAML text) checked as run_all.sh
+    does (against ``notebook`` when given) or as a notebook's own check."""
+
+    def run(tmp):
+        from scorecast.params import check_file, load_params
+
+        path = tmp / "p.yaml"
+        path.write_text(values if isinstance(values, str) else json.dumps(values))
+        (check_file(Path("notebooks") / f"{notebook}.ipynb", path) if notebook else load_params(path))
+
+    return run
+
+
+for label, values, notebook, mention in [
+    ("DU window 30 > 20 recorded epochs", {"scorers": [{"name": "du", "window": 30}]}, None, "window"),
+    ("TDDS window 12 > 10-epoch trajectory", {"scorers": [{"name": "tdds", "window": 12}]}, None, "window"),
+    ("knn k 300 > smallest digits subset 287", {"methods": [{"name": "knn", "k": 300}], "fractions": [0.2]}, None, "k=300"),
+    ("ks: [5000]", {"methods": [{"name": "knn", "k": "cv", "ks": [5000]}], "fractions": [0.2]}, None, "ks"),
+    ("rate 0.9999", {"rates": [0.9999]}, None, "0.9999"),
+    ("lr: .inf", "experiment: {scoring: {lr: .inf}}\n", None, "lr"),
+    ("momentum 1.5", {"experiment": {"scoring": {"momentum": 1.5}}}, None, "momentum"),
+    ("per-scorer scoring nesterov 'yes'", {"scorers": [{"name": "tdds", "scoring": {"nesterov": "yes"}}]}, None, "nesterov"),
+    ("data.resize on digits", {"experiment": {"data": {"name": "digits", "resize": 16}}}, None, "resize"),
+    ("data.num_classes on digits", {"experiment": {"data": {"name": "digits", "num_classes": 10}}}, None, "num_classes"),
+    ("test_data.limit", {"experiment": {"test_data": {"name": "digits", "limit": 50}}}, None, "limit"),
+    ("empty parameter file", "", None, "p.yaml"),
+    ("comment-only parameter file", "# nothing\n", None, "p.yaml"),
+    ("duplicate YAML key", "rates: [0.5]\nrates: [0.7]\n", None, "rates"),
+    ("key the notebook does not define", {"windw": 5}, "quickstart", "windw"),
+    ("quickstart with methods [gnn]", {"methods": [{"name": "gnn", "k": 10}]}, "quickstart", "knn"),
+    ("unknown notebook name", {"seeds": [0]}, "quickstar", "quickstar"),
+]:
+    probe("params", label, mention)(notebook_params(values, notebook))
+
+
+@probe("params", "empty experiment file", "exp.yaml")
+def _(tmp):
+    from scorecast.params import validate_experiment
+
+    (tmp / "exp.yaml").write_text("")
+    validate_experiment(str(tmp / "exp.yaml"))
+
+
 # --------------------------------------------------------------------------------- run
 
 

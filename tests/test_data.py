@@ -402,7 +402,9 @@ def test_npz_bad_arrays_name_the_file_and_the_fix(tmp_path, image, label, match)
 
 def test_npz_labels_beyond_num_classes_and_damaged_file(tmp_path):
     np.savez(tmp_path / "train.npz", image=_rng_images(0, (3, 8, 8, 3)), label=np.array([0, 1, 5]))
-    assert load_dataset("npz", "train", root=tmp_path, crop=8).num_classes == 6
+    with pytest.raises(ScorecastError, match=r"train.npz.*labels run from 0 to 5 but classes \[2, 3, 4\] have no sample.*set data.num_classes"):
+        load_dataset("npz", "train", root=tmp_path, crop=8)  # inferred classes 0..5 would leave three without a sample
+    assert load_dataset("npz", "train", root=tmp_path, crop=8, num_classes=6).num_classes == 6
     with pytest.raises(ScorecastError, match=r"train.npz.*range from 0 to 5; they must lie in \[0, 2\]"):
         load_dataset("npz", "train", root=tmp_path, crop=8, num_classes=3)
     (tmp_path / "train.npz").write_bytes(b"PK\x03\x04 cut off")

@@ -51,12 +51,12 @@ def test_unknown_key(experiment, names):
         ({"scoring": {"epochs": "5"}}, "experiment.scoring.epochs must be int"),
         ({"scoring": {"epochs": 5.0}}, "experiment.scoring.epochs must be int"),
         ({"scoring": {"epochs": True}}, "experiment.scoring.epochs must be int"),
-        ({"retrain": {"lr": "1e-3"}}, "experiment.retrain.lr must be float"),
+        ({"retrain": {"lr": "1e-3"}}, "experiment.retrain.lr must be a finite number"),
         ({"retrain": {"nesterov": "yes"}}, "experiment.retrain.nesterov must be bool"),
         ({"data": "digits"}, "experiment.data must be a mapping"),
-        ({"data": {"name": "npz", "root": 5}}, "experiment.data.root must be str or NoneType"),
+        ({"data": {"name": "npz", "root": 5}}, "experiment.data.root must be str or null"),
         ({"model": ["tiny_cnn"]}, "experiment.model must be str"),
-        ({"test_data": "digits"}, "experiment.test_data must be dict or NoneType"),
+        ({"test_data": "digits"}, "experiment.test_data must be dict or null"),
     ],
 )
 def test_wrong_type(experiment, key):
@@ -138,7 +138,7 @@ def test_experiment_as_yaml_path(tmp_path):
         ({"scorers": ["du"]}, "each scorer must be a mapping with a 'name'"),
         ({"methods": [{"k": 10}]}, "each method must be a mapping with a 'name'"),
         ({"rates": 0.5}, "rates must be list"),
-        ({"cache_dir": 3}, "cache_dir must be str or NoneType"),
+        ({"cache_dir": 3}, "cache_dir must be str or null"),
         ({"n_exampels": 3}, "unknown key 'n_exampels'"),
         ({"experiment": {"scoring": {"epochs": 0}}}, "experiment.scoring.epochs must be >= 1"),
         ({"ratez": [0.5]}, "unknown key 'ratez' (did you mean 'rates'?)"),
@@ -189,7 +189,9 @@ def test_load_params_bad_files(tmp_path):
     with pytest.raises(ScorecastError, match="rates entry 1.5") as err:
         load_params(_write(tmp_path / "rates.yaml", {"rates": [1.5]}))
     assert "rates.yaml" in str(err.value)
-    assert load_params(_write(tmp_path / "empty.yaml", "")) == {}
+    for text in ("", "# only a comment\n\n"):
+        with pytest.raises(ScorecastError, match="empty.yaml: holds no parameters"):
+            load_params(_write(tmp_path / "empty.yaml", text))
     good = load_params(_write(tmp_path / "good.yaml", {"rates": [0.5], "experiment": {"scoring": {"epochs": 2}}}))
     assert good["rates"] == [0.5]
 

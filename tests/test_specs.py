@@ -70,7 +70,7 @@ def test_out_of_range_is_refused(build, spec_type, option):
     if value is None:
         assert typing.get_type_hints(spec_type)[option] in (bool, str | None), f"{spec_type.name}.{option} has no range"
         return  # a flag or a free label: every value of its type is valid
-    with pytest.raises(ScorecastError, match=rf"entry(\.{option})?.*(out of range|is not allowed|unknown (option|recipe field))"):
+    with pytest.raises(ScorecastError, match=rf"entry(\.{option})?.*(out of range|is not allowed|unknown (option|key))"):
         build(_entry(spec_type, **{option: value}), "entry")
 
 

@@ -46,6 +46,7 @@ import hashlib
 import json
 import pickle
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -249,6 +250,9 @@ def _require_root(name: str, root, hint: str) -> Path:
     path = Path(root).expanduser()
     if not path.exists():
         raise ScorecastError(f"dataset {name!r}: data folder {str(path)!r} does not exist. {hint}")
+    if not path.is_dir():
+        raise ScorecastError(f"dataset {name!r}: data.root {str(path)!r} is a file, not a folder; set data.root (or "
+                             f"SCORECAST_DATA_ROOT) to the folder that holds the data. {hint}")
     return path
 
 
@@ -519,14 +523,27 @@ def _load_npz(root, split, download, options):
     if not path.is_file():
         raise ScorecastError(f"dataset 'npz': {str(path)!r} not found (expected <root>/{split}.npz with arrays 'image' and 'label')")
     images, labels = _read_npz(path, ("image", "label"))
-    if images.ndim != 4:
-        raise ScorecastError(f"dataset 'npz': {str(path)!r} array 'image' has shape {images.shape}; expected (n, H, W, C) or (n, C, H, W)")
+    if images.ndim != 4 or (images.shape[-1] not in (1, 3) and images.shape[1] not in (1, 3)):
+        raise ScorecastError(f"dataset 'npz': {str(path)!r} array 'image' has shape {images.shape}; expected (n, H, W, C) or (n, C, H, W) "
+                             "with C = 1 (grey) or 3 (RGB); for RGBA images keep the colour channels, e.g. image[..., :3]")
     num_classes = options.get("num_classes")
     if num_classes is not None:
         num_classes = check_positive_int("data.num_classes", num_classes)
     source = f"dataset 'npz': {str(path)!r}"
     labels = _check_labels(source, labels, len(_check_images(source, images)), num_classes)
+    if num_classes is None and split == "train":  # classes inferred as 0..max: a stray large label would add empty classes
+        missing = np.setdiff1d(np.arange(labels.max() + 1), labels)
+        if missing.size:
+            raise ScorecastError(f"{source}: labels run from 0 to {labels.max()} but classes {_ids(missing)} have no sample, so the model "
+                                 f"would get {labels.max() + 1} outputs; relabel the classes to 0..{labels.max() - missing.size} "
+                                 "or set data.num_classes to declare the class count")
     return images, labels, [str(c) for c in range(num_classes or labels.max() + 1)]
+
+
+def _ids(values, shown: int = 8) -> str:
+    """``values`` as a short list for messages: the first ``shown`` ids, then how many more."""
+    values = [v.item() if isinstance(v, np.generic) else v for v in values]
+    return str(values) if len(values) <= shown else f"{values[:shown]} and {len(values) - shown} more"
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -534,8 +551,8 @@ def _read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as fh:
             raw = fh.read()
-    except (OSError, EOFError) as err:
-        raise ScorecastError(f"cannot read IDX file {str(path)!r} ({err}); the file is damaged or truncated") from err
+    except (OSError, EOFError, zlib.error) as err:
+        raise ScorecastError(f"cannot read IDX file {str(path)!r} ({err}); the file is damaged or truncated: replace it with a fresh copy") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise ScorecastError(f"{str(path)!r} is not an unsigned-byte IDX file")
     ndim = raw[3]
@@ -546,8 +563,11 @@ def _read_idx(path: Path) -> np.ndarray:
     return data.reshape(shape)
 
 
+FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
+
+
 def _load_fashion_mnist(root, split, download, options):
-    base = _require_root("fashion-mnist", root or "/usr/share/datasets/fashion-mnist", "Install Debian's dataset-fashion-mnist or point data.root at the IDX files.")
+    base = _require_root("fashion-mnist", root or FASHION_MNIST_ROOT, "Install Debian's dataset-fashion-mnist or point data.root at the IDX files.")
     prefix = "train" if split == "train" else "t10k"
 
     def find(kind: str) -> Path:
@@ -565,24 +585,53 @@ def _load_fashion_mnist(root, split, download, options):
     return images[:, None], labels, classes
 
 
+COMMON_OPTIONS = ("crop", "pad", "flip", "limit", "mmap")  # read by load_dataset itself, for every dataset
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
+    """A dataset: its ``loader``, normalisation, default augmentation, the ``options`` its loader
+    reads besides :data:`COMMON_OPTIONS` (any other given option is refused, never ignored),
+    ``train_size`` (samples in the published training split, None when it depends on the files;
+    parameter checks use it before loading) and ``sources(root, split)``: the files and folders
+    a split is read from (their sizes and modification times guard a ``data.mmap`` conversion)."""
+
     loader: Callable
     mean: tuple[float, ...]
     std: tuple[float, ...]
     augmentation: Augmentation
+    options: tuple[str, ...] = ()
+    train_size: int | None = None
+    sources: Callable[[Path, str], list[Path]] = lambda root, split: [root]
 
 
 REGISTRY: dict[str, DatasetSpec] = {
-    "digits": DatasetSpec(_load_digits, (0.3,), (0.38,), Augmentation(crop=8, pad=1, flip=False)),
-    "cifar10": DatasetSpec(_load_cifar("cifar10"), CIFAR_MEAN, CIFAR_STD, Augmentation(crop=32, pad=4)),
-    "cifar100": DatasetSpec(_load_cifar("cifar100"), (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), Augmentation(crop=32, pad=4)),
-    "imagefolder": DatasetSpec(_load_imagefolder, CIFAR_MEAN, CIFAR_STD, Augmentation(crop=32, pad=4)),
-    "places365": DatasetSpec(_load_places365, IMAGENET_MEAN, IMAGENET_STD, Augmentation(crop=64, pad=0)),
-    "imagenet64": DatasetSpec(_load_imagenet64, IMAGENET_MEAN, IMAGENET_STD, Augmentation(crop=64, pad=4)),
-    "npz": DatasetSpec(_load_npz, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), Augmentation(crop=32, pad=4)),
-    "fashion-mnist": DatasetSpec(_load_fashion_mnist, (0.286,), (0.353,), Augmentation(crop=28, pad=2)),
+    "digits": DatasetSpec(_load_digits, (0.3,), (0.38,), Augmentation(crop=8, pad=1, flip=False), (), 1437, lambda root, split: []),
+    "cifar10": DatasetSpec(_load_cifar("cifar10"), CIFAR_MEAN, CIFAR_STD, Augmentation(crop=32, pad=4), ("root", "download"), 50000,
+                           lambda root, split: [root / "cifar-10-batches-py"]),
+    "cifar100": DatasetSpec(_load_cifar("cifar100"), (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), Augmentation(crop=32, pad=4),
+                            ("root", "download"), 50000, lambda root, split: [root / "cifar-100-python"]),
+    "imagefolder": DatasetSpec(_load_imagefolder, CIFAR_MEAN, CIFAR_STD, Augmentation(crop=32, pad=4), ("root", "resize"),
+                               sources=lambda root, split: sorted({root / "train", root / split})),
+    "places365": DatasetSpec(_load_places365, IMAGENET_MEAN, IMAGENET_STD, Augmentation(crop=64, pad=0), ("root", "download", "resize"), 1803460,
+                             lambda root, split: [root / "categories_places365.txt", root / {"train": "places365_train_standard.txt", "test": "places365_val.txt"}[split]]),
+    "imagenet64": DatasetSpec(_load_imagenet64, IMAGENET_MEAN, IMAGENET_STD, Augmentation(crop=64, pad=4), ("root",), 1281167,
+                              lambda root, split: _imagenet64_files(root, split)),
+    "npz": DatasetSpec(_load_npz, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), Augmentation(crop=32, pad=4), ("root", "num_classes"),
+                       sources=lambda root, split: [root / f"{split}.npz"]),
+    "fashion-mnist": DatasetSpec(_load_fashion_mnist, (0.286,), (0.353,), Augmentation(crop=28, pad=2), ("root",), 60000),
 }
+
+
+def check_options(name: str, options, where: str = "data") -> None:
+    """Raise unless dataset ``name`` reads every option in ``options`` (names, without ``name``);
+    ``where`` names the block in the message (``data`` or ``test_data``)."""
+    spec = REGISTRY[name]
+    ignored = sorted(set(options) - set(spec.options) - set(COMMON_OPTIONS))
+    if ignored:
+        reads = sorted(spec.options) + list(COMMON_OPTIONS)
+        raise ScorecastError(f"{where}.{ignored[0]} is not read by dataset {name!r}, so it would be ignored; remove it "
+                             f"(dataset {name!r} reads: {reads})")
 
 
 STREAMS: dict[str, Callable] = {"imagenet64": _stream_imagenet64, "places365": _stream_places365}
@@ -599,21 +648,58 @@ def _memory_mapped(name: str, split: str, root, download: bool, options: dict, f
     """(images (n, C, H, W) uint8 copy-on-write memmap, labels (n,), classes) of a split converted under ``folder``.
 
     The first call converts the split in canonical order into ``folder/<name>-<split>/`` (images.npy,
-    labels.npy, classes.txt, source.json naming what was converted), part by part for
-    :data:`STREAMS` datasets; later calls only map the file. A folder converted from another
-    source or with other options is refused rather than reused.
+    labels.npy, classes.txt, source.json naming what was converted and the size and modification
+    time of every source file, :func:`_source_state`), part by part for :data:`STREAMS` datasets;
+    later calls only map the file. A folder converted from another source, with other options, or
+    whose source files changed since (a replaced train.npz) is refused rather than reused.
     """
     target = Path(folder).expanduser() / f"{name}-{split}"
+    if target.exists() and not target.is_dir() or Path(folder).expanduser().is_file():
+        raise ScorecastError(f"data.mmap: {str(folder)!r} must be a folder for the converted splits, but {str(target)!r} or it is a file; set data.mmap to a folder")
     source = {"name": name, "split": split, "options": options}
     if not (target / "source.json").is_file():
         _convert(target, *(STREAMS[name] if name in STREAMS else _one_part(REGISTRY[name].loader))(root, split, download, options))
-        (target / "source.json").write_text(json.dumps(source, sort_keys=True))
-    found = json.loads((target / "source.json").read_text())
+        (target / "source.json").write_text(json.dumps({**source, "state": _source_state(name, root, split)}, sort_keys=True))
+    try:
+        found = json.loads((target / "source.json").read_text())
+        state = found.pop("state", None)
+    except (OSError, ValueError, AttributeError) as err:
+        raise ScorecastError(f"data.mmap: {str(target / 'source.json')!r} is damaged ({err}); delete {str(target)!r} to convert the split again") from err
     if found != json.loads(json.dumps(source)):
         raise ScorecastError(f"data.mmap: {str(target)!r} holds a conversion of {found}, not of {source}; delete that folder or set another data.mmap")
-    images = np.load(target / "images.npy", mmap_mode="c")  # rows are read from disk when indexed; writes stay private
-    classes = (target / "classes.txt").read_text().splitlines()
-    return images, np.load(target / "labels.npy"), classes
+    now = _source_state(name, root, split)
+    if state != now:
+        raise ScorecastError(f"data.mmap: the source of {str(target)!r} changed since it was converted ({_changed(state, now)}), so the "
+                             f"memory map would serve the old images; delete {str(target)!r} to convert the split again")
+    try:
+        images = np.load(target / "images.npy", mmap_mode="c")  # rows are read from disk when indexed; writes stay private
+        labels = np.load(target / "labels.npy")
+        classes = (target / "classes.txt").read_text().splitlines()
+    except (OSError, ValueError, EOFError) as err:
+        raise ScorecastError(f"data.mmap: the conversion in {str(target)!r} is damaged or truncated ({err}); delete that folder to convert the split again") from err
+    if images.shape[0] != len(labels):
+        raise ScorecastError(f"data.mmap: {str(target)!r} holds {images.shape[0]} images but {len(labels)} labels; delete that folder to convert the split again")
+    return images, labels, classes
+
+
+def _source_state(name: str, root, split: str) -> dict[str, list[int]]:
+    """{file: [size, modification time in ns]} of every file the split is read from (the dataset's
+    ``sources``, folders walked), so a replaced or edited source file is noticed."""
+    root = root or (FASHION_MNIST_ROOT if name == "fashion-mnist" else os.environ.get("SCORECAST_DATA_ROOT"))  # as the loaders do
+    state = {}
+    for path in REGISTRY[name].sources(Path(root).expanduser().resolve(), split) if root else []:
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if file.is_file():
+                stat = file.stat()
+                state[str(file)] = [stat.st_size, stat.st_mtime_ns]
+    return state
+
+
+def _changed(before: dict | None, now: dict) -> str:
+    """Which source files differ between two :func:`_source_state` results, for messages."""
+    if before is None:
+        return "it was converted before scorecast recorded its source files"
+    return f"{_ids(sorted(f for f in set(before) | set(now) if before.get(f) != now.get(f)), 3)} added, removed or modified"
 
 
 def _one_part(loader: Callable) -> Callable:
@@ -678,6 +764,7 @@ def load_dataset(name: str, split: str = "train", root: str | Path | None = None
     """
     check_choice("data.name", name, REGISTRY)
     check_choice("split", split, SPLITS)
+    check_options(name, [*options, *(["root"] if root is not None else []), *(["download"] if download else [])])
     spec = REGISTRY[name]
     aug_options = {k: options.pop(k) for k in ("crop", "pad", "flip") if k in options}
     limit, mmap = options.pop("limit", None), options.pop("mmap", None)
@@ -707,3 +794,40 @@ def load_dataset(name: str, split: str = "train", root: str | Path | None = None
         augmentation=augmentation,
         source=str(root) if root is not None else "",
     )
+
+
+def check_test_split(train: ImageDataset, test: ImageDataset, train_name: str, test_name: str) -> None:
+    """Refuse a training/test pair whose evaluation would fail or mean nothing, before any training.
+
+    ``train_name``/``test_name`` name the two in messages (e.g. ``experiment.data (npz)``). Refused:
+    fewer than two classes in either set (top-1 of a one-class set is 1.0 whatever the model),
+    other channels or another stored image size than the training images (a 40-px test set would be
+    centre-cropped to a 32-px window of another scale; resize it when converting, or with
+    ``test_data.resize`` where the loader reads it), another crop, test labels outside the
+    training classes, and test classes without a training sample (top-1 silently capped)."""
+    train_labels, test_labels = train.labels.numpy(), test.labels.numpy()
+    for where, labels in ((train_name, train_labels), (test_name, test_labels)):
+        present = np.unique(labels)
+        if present.size < 2:
+            raise ScorecastError(f"{where} holds a single class ({_ids(present)}): every prediction would be right, so top-1 would mean "
+                                 "nothing; use a set with at least two classes")
+    if test.in_channels != train.in_channels:
+        raise ScorecastError(f"{test_name} has {test.in_channels}-channel images but {train_name} has {train.in_channels}-channel ones; "
+                             "convert the test images to the training images' channels (grey = 1, RGB = 3)")
+    if tuple(test.images.shape[2:]) != tuple(train.images.shape[2:]):
+        raise ScorecastError(f"{test_name} stores {tuple(test.images.shape[2:])}-pixel images but {train_name} stores "
+                             f"{tuple(train.images.shape[2:])}; the test transform would centre-crop another scale. Store the test "
+                             "images at the training size (or set test_data.resize where its dataset reads it)")
+    if test.augmentation.crop != train.augmentation.crop:
+        raise ScorecastError(f"{test_name} is cropped to {test.augmentation.crop} px but {train_name} to {train.augmentation.crop} px; "
+                             f"set test_data.crop: {train.augmentation.crop}")
+    outside = np.unique(test_labels[test_labels >= train.num_classes])
+    if outside.size:
+        raise ScorecastError(f"{test_name} holds labels {_ids(outside)} but {train_name} has {train.num_classes} classes "
+                             f"(0..{train.num_classes - 1}); test on a set with the training labels (e.g. set data.num_classes for npz)")
+    unseen = np.setdiff1d(np.unique(test_labels), train_labels)
+    if unseen.size:
+        share = float(np.isin(test_labels, unseen).mean())
+        raise ScorecastError(f"{test_name} holds classes {_ids(unseen)} that {train_name} has no sample of ({share:.1%} of the test "
+                             "images, which the model can never get right); add training samples of those classes or drop them "
+                             "from the test set")

@@ -19,15 +19,16 @@ import ast
 import copy
 import inspect
 import json
+import math
 import sys
 from pathlib import Path
 
 import yaml
 
-from . import registry, unsupervised
+from . import registry, scores, specs, unsupervised
 from .paths import resolve
-from .specs import check_encoder, did_you_mean
-from .validation import ScorecastError
+from .specs import RECIPE_SCHEMA, check_encoder
+from .validation import ScorecastError, check_mapping as _check_mapping, did_you_mean, type_ok as _type_ok
 
 DEFAULT_EXPERIMENT = {
     "data": {"name": "digits"},
@@ -50,7 +51,7 @@ DEFAULT_EXPERIMENT = {
     "device": "auto",
 }
 
-_RECIPE = {"epochs": int, "batch_size": int, "optimizer": str, "lr": float, "weight_decay": float, "momentum": float, "nesterov": bool, "schedule": str, "label_smoothing": float, "amp": (str, bool), "channels_last": (str, bool), "compile": bool}
+_RECIPE = RECIPE_SCHEMA
 _DATA = {"name": str, "root": (str, type(None)), "download": bool, "resize": int, "crop": int, "pad": int, "flip": bool, "num_classes": int, "limit": int, "mmap": (str, type(None))}
 EXPERIMENT_SCHEMA = {
     "data": _DATA,
@@ -76,6 +77,8 @@ _MINIMUM = {
     "eval_attack_steps": 1,
 }
 _MINIMUM["test_data"] = _MINIMUM["data"]
+# values that must stay below a bound (exclusive), by block
+_BELOW = {"scoring": {"momentum": 1}, "retrain": {"momentum": 1}}
 TURTLE_OPTIONS = {name: p.default for name, p in inspect.signature(unsupervised.turtle).parameters.items()
                   if name not in ("Z", "num_clusters", "seed", "device", "record_dir")}
 
@@ -101,36 +104,16 @@ NOTEBOOK_KEYS = {
 }
 
 
-def _type_ok(value, expected) -> bool:
-    if expected is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, expected)
-
-
-def _check_mapping(values: dict, schema: dict, where: str, source: str) -> None:
-    for key, value in values.items():
-        if key not in schema:
-            raise ScorecastError(f"{source}: unknown key {where}{key!r}{did_you_mean(key, schema)}; allowed: {sorted(schema)}")
-        expected = schema[key]
-        if isinstance(expected, dict):
-            if not isinstance(value, dict):
-                raise ScorecastError(f"{source}: {where}{key} must be a mapping with keys {sorted(expected)}, got {value!r}")
-            _check_mapping(value, expected, f"{where}{key}.", source)
-        elif not _type_ok(value, expected):
-            names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
-            raise ScorecastError(f"{source}: {where}{key} must be {names}, got {value!r}")
-
-
-def _check_minimum(values: dict, minimum: dict, where: str, source: str) -> None:
-    for key, low in minimum.items():
+def _check_minimum(values: dict, minimum: dict, where: str, source: str, below: bool = False) -> None:
+    """Raise when a value of ``values`` is under its bound in ``minimum`` (nested like the schema);
+    ``below``: the bounds are exclusive upper bounds instead."""
+    for key, bound in minimum.items():
         value = values.get(key)
-        if isinstance(low, dict):
+        if isinstance(bound, dict):
             if isinstance(value, dict):
-                _check_minimum(value, low, f"{where}{key}.", source)
-        elif value is not None and value < low:
-            raise ScorecastError(f"{source}: {where}{key} must be >= {low}, got {value!r}")
+                _check_minimum(value, bound, f"{where}{key}.", source, below)
+        elif value is not None and (value >= bound if below else value < bound):
+            raise ScorecastError(f"{source}: {where}{key} must be {'<' if below else '>='} {bound}, got {value!r}")
 
 
 def _merge(defaults: dict, overrides: dict) -> dict:
@@ -140,11 +123,31 @@ def _merge(defaults: dict, overrides: dict) -> dict:
     return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key written twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} (YAML would keep only its last value); "
+                                                            "write each key once", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def _read_yaml(path: Path) -> dict:
+    """The mapping in the YAML file ``path``; unreadable, invalid, empty or comment-only files and
+    duplicate keys are refused with the file's name."""
     try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
+        values = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise ScorecastError(f"cannot read parameter file {str(path)!r}: {err}") from err
+    if values is None:
+        raise ScorecastError(f"{path}: holds no parameters (the file is empty or only comments), so the run would silently use every "
+                             "default; write the keys to set, or leave the file out")
     if not isinstance(values, dict):
         raise ScorecastError(f"{path}: a parameter file must be a mapping")
     return values
@@ -164,6 +167,7 @@ def validate_experiment(experiment: dict | str, source: str = "experiment") -> d
     _check_mapping(experiment, EXPERIMENT_SCHEMA, "experiment.", source)
     merged = _merge(DEFAULT_EXPERIMENT, experiment)
     _check_minimum(merged, _MINIMUM, "experiment.", source)
+    _check_minimum(merged, _BELOW, "experiment.", source, below=True)
     if "name" not in merged["data"]:
         raise ScorecastError(f"{source}: experiment.data needs a name")
     if merged["test_data"] is not None:
@@ -175,13 +179,19 @@ def validate_experiment(experiment: dict | str, source: str = "experiment") -> d
 
     if merged["data"]["name"] not in REGISTRY:
         raise ScorecastError(f"{source}: experiment.data.name={merged['data']['name']!r}; allowed: {sorted(REGISTRY)}")
+    check_data_options(merged["data"], "experiment.data", source)
     if merged["model"] not in MODELS:
         raise ScorecastError(f"{source}: experiment.model={merged['model']!r}; allowed: {sorted(MODELS)}")
     for part in ("scoring", "retrain"):
         if merged[part]["epochs"] < 1:
             raise ScorecastError(f"{source}: experiment.{part}.epochs must be >= 1, got {merged[part]['epochs']}")
-    if merged["test_data"] is not None and merged["test_data"].get("name") not in REGISTRY:
-        raise ScorecastError(f"{source}: experiment.test_data needs a name from {sorted(REGISTRY)}, got {merged['test_data'].get('name')!r}")
+    if merged["test_data"] is not None:
+        if merged["test_data"].get("name") not in REGISTRY:
+            raise ScorecastError(f"{source}: experiment.test_data needs a name from {sorted(REGISTRY)}, got {merged['test_data'].get('name')!r}")
+        if "limit" in merged["test_data"]:
+            raise ScorecastError(f"{source}: experiment.test_data.limit would be ignored: the test set is always evaluated whole "
+                                 "(limit samples the training split only); remove it")
+        check_data_options(merged["test_data"], "experiment.test_data", source)
     if merged["subset_length"] not in SUBSET_LENGTHS:
         raise ScorecastError(f"{source}: experiment.subset_length={merged['subset_length']!r}; allowed: {list(SUBSET_LENGTHS)} "
                              "(steps: subset runs get the full run's optimizer steps; epochs: the paper's literal protocol; "
@@ -203,6 +213,18 @@ def validate_experiment(experiment: dict | str, source: str = "experiment") -> d
     return merged
 
 
+def check_data_options(data: dict, where: str, source: str) -> None:
+    """Raise unless the dataset ``data["name"]`` reads every option given in ``data`` (a null
+    ``root``/``mmap`` or ``download: false`` counts as not given)."""
+    from .data import check_options
+
+    given = [k for k, v in data.items() if k != "name" and not (v is None or (k == "download" and v is False))]
+    try:
+        check_options(data["name"], given, where)
+    except ScorecastError as err:
+        raise ScorecastError(f"{source}: {err}") from None
+
+
 def check_unsupervised_options(encoder: dict, turtle: dict, source: str) -> None:
     """Check the unsupervised paradigm's ``encoder`` ({"name", ...options}) and ``turtle`` options."""
     unsupervised.check_label_free({"encoder": encoder, "turtle": turtle}, source)
@@ -217,9 +239,22 @@ def check_unsupervised_options(encoder: dict, turtle: dict, source: str) -> None
 _NON_EMPTY = ("scorers", "methods", "rates", "fractions", "seeds", "k_grid", "pruning_methods", "pruning_fractions", "sizes")
 
 
+PARAMETERS_CELL = "parameters cell"  # the source a notebook names when it checks its own parameters in its kernel
+
+
 def validate_notebook_params(params: dict, source: str) -> dict:
     """Check a notebook's parameters (from its YAML file or parameters cell) and build every scorer
-    and method spec, so a bad value is refused before any data is loaded; returns ``params``."""
+    and method spec, so a bad value is refused before any data is loaded; returns ``params``.
+
+    Besides each value, checks across fields: scorer windows against the epochs a run records,
+    k against the smallest subset and rates against the training set size where the size is known
+    without loading data (``data.limit`` or the dataset's published size; the pipeline checks the
+    rest before the run that needs them). When ``source`` is :data:`PARAMETERS_CELL` (a notebook
+    checking its own parameters in its kernel), a parameter papermill injected (``papermill -p NAME
+    VALUE``) that is not one of ``params`` (the notebook's parameters) is refused too: papermill
+    itself only warns."""
+    if source == PARAMETERS_CELL:
+        _check_injected(set(params))
     _check_mapping(params, NOTEBOOK_KEYS, "", source)
     experiment = validate_experiment(params["experiment"], source) if "experiment" in params else validate_experiment({}, source)
     for key in _NON_EMPTY:
@@ -252,6 +287,7 @@ def validate_notebook_params(params: dict, source: str) -> dict:
         registry.check_paradigm(spec, paradigm, f"{source}: scorers[{i}]")
         if spec.scoring:
             _check_minimum(spec.scoring, _MINIMUM["scoring"], f"scorers[{i}].scoring.", source)
+            _check_minimum(spec.scoring, _BELOW["scoring"], f"scorers[{i}].scoring.", source, below=True)
             _build_recipe({**experiment["scoring"], **spec.scoring}, f"{source}: scorers[{i}].scoring")
     methods = [registry.build_method(entry, f"{source}: methods[{i}]") for i, entry in enumerate(params.get("methods", []))]
     for i, spec in enumerate(methods):
@@ -263,7 +299,117 @@ def validate_notebook_params(params: dict, source: str) -> dict:
         registry.check_distinct_labels(methods)
     except ScorecastError as err:
         raise ScorecastError(f"{source}: methods: {err}") from None
+    _check_windows(params, experiment, source)
+    _check_known_sizes(params, experiment, source)
     return params
+
+
+def _check_known_sizes(params: dict, experiment: dict, source: str) -> None:
+    """:func:`check_sizes` with the training set size known without loading data: ``data.limit``,
+    else the dataset's published size; with ``sizes`` (which override data.limit), the smallest of them."""
+    from .data import REGISTRY
+
+    published = REGISTRY[experiment["data"]["name"]].train_size
+    if "sizes" in params:
+        for size in params["sizes"]:
+            if size is not None and published is not None and size >= published:
+                raise ScorecastError(f"{source}: sizes entry {size} is not below the {published} training samples of "
+                                     f"{experiment['data']['name']}; use fewer, or null for all of them")
+        known = [published if size is None else size for size in params["sizes"]]
+        n = min((size for size in known if size is not None), default=None)
+    else:
+        n = experiment["data"].get("limit") or published
+    if n is not None:
+        check_sizes(params, n, source)
+
+
+def _check_windows(params: dict, experiment: dict, source: str) -> None:
+    """Each scorer's window (and EL2N's epoch) against what its run records: DU reads every
+    recorded epoch (E = the scoring epochs, or TURTLE's epochs), TDDS and EL2N the softmax
+    trajectory (record.trajectory_length of them, first or last)."""
+    record = experiment["record"]
+    for i, entry in enumerate(params.get("scorers", [])):
+        spec = registry.build_scorer(entry, f"{source}: scorers[{i}]")
+        if "encoder" in params or "turtle" in params:
+            epochs, origin = params.get("turtle", {}).get("epochs", TURTLE_OPTIONS["epochs"]), "turtle.epochs"
+        else:
+            own = "epochs" in (spec.scoring or {})
+            epochs = (spec.scoring or {}).get("epochs", experiment["scoring"]["epochs"])
+            origin = f"scorers[{i}].scoring.epochs" if own else "experiment.scoring.epochs"
+        trajectory = scores.trajectory_epochs(epochs, min(record["trajectory_length"], epochs), record["trajectory"])
+        if isinstance(spec, specs.DU):
+            needed = spec.window + (2 if spec.variant == "reference" else 0)
+            if needed > epochs:
+                extra = " (variant reference skips the first two)" if spec.variant == "reference" else ""
+                raise ScorecastError(f"{source}: scorers[{i}].window={spec.window} needs {needed} recorded epochs{extra}, but {origin} "
+                                     f"is {epochs}; use window <= {epochs - needed + spec.window} or train longer")
+        elif isinstance(spec, specs.TDDS) and spec.window > len(trajectory):
+            raise ScorecastError(f"{source}: scorers[{i}].window={spec.window} exceeds the {len(trajectory)} epochs of the recorded softmax "
+                                 f"trajectory (min(experiment.record.trajectory_length, {origin})); use window <= {len(trajectory)} "
+                                 "or record a longer trajectory")
+        elif isinstance(spec, specs.EL2N) and spec.epoch not in trajectory:
+            raise ScorecastError(f"{source}: scorers[{i}].epoch={spec.epoch} is not a recorded softmax epoch (recorded: {list(trajectory)}); "
+                                 "pick one of those or set experiment.record.trajectory: first")
+
+
+def check_sizes(params: dict, n: int, source: str) -> None:
+    """Checks of notebook ``params`` that need the number ``n`` of training samples: every rate
+    keeps a sample, and each method's k fits the smallest subset it
+    sees (m = round(fraction * n), as :func:`scorecast.data.random_subset` draws it)."""
+    for rate in params.get("rates", []):
+        if int(round((1.0 - rate) * n)) < 1:
+            raise ScorecastError(f"{source}: rates entry {rate!r} keeps no sample of the {n} training samples; use a rate below {1 - 0.5 / n:.4f}")
+    fractions = params.get("fractions", [])
+    for key, fraction_key in (("methods", "fractions"), ("balanced_methods", "fractions"), ("pruning_methods", "pruning_fractions")):
+        shares = params.get(fraction_key, fractions)
+        if not shares:
+            continue
+        m = int(round(min(shares) * n))
+        for i, entry in enumerate(params.get(key, [])):
+            check_method_size(registry.build_method(entry), m, n, f"{source}: {key}[{i}]", f"the smallest subset ({fraction_key} {min(shares)} of {n})")
+    if "k_grid" in params and fractions:
+        m = int(round(min(fractions) * n))
+        limit = m - math.ceil(m / 5)
+        if max(params["k_grid"]) > limit:
+            raise ScorecastError(f"{source}: k_grid entry {max(params['k_grid'])} exceeds {limit}, the smallest training fold of 5-fold "
+                                 f"cross-validation on the smallest subset (fractions {min(fractions)} of {n} = {m} samples); "
+                                 f"use k <= {limit} or larger fractions")
+
+
+def check_method_size(spec, m: int, n: int, where: str, subset: str) -> None:
+    """Raise when method ``spec`` cannot run on a subset of ``m`` of ``n`` samples (``subset``
+    describes it in the message): kNN's (or the hybrid's) k above m, every cross-validated ``ks``
+    above 80 % of m (those are skipped), a GNN's k above n - 1."""
+    if isinstance(spec, (specs.KNN, specs.Hybrid)) and not isinstance(spec.k, str) and spec.k > m:
+        raise ScorecastError(f"{where}.k={spec.k} exceeds {subset} = {m} samples, the neighbours kNN can use; use k <= {m}")
+    if isinstance(spec, specs.KNN) and isinstance(spec.k, str) and not any(k <= 0.8 * m for k in spec.ks):
+        raise ScorecastError(f"{where}.ks={list(spec.ks)}: k: {spec.k} tries only ks up to 80 % of {subset} = {m} samples "
+                             f"(<= {int(0.8 * m)}), and none is; add smaller ks")
+    if isinstance(spec, specs.GNN) and spec.k > n - 1:
+        raise ScorecastError(f"{where}.k={spec.k} exceeds the {n - 1} other samples each node of the kNN graph can link to; use k <= {n - 1}")
+
+
+def _check_injected(defined: set[str]) -> None:
+    """Refuse parameters papermill injected into this kernel that are not ``defined`` (the
+    notebook's parameters). Papermill runs them as a cell starting ``# Parameters``, which the
+    kernel's input history keeps; outside a kernel, or without papermill, there is nothing to check."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    injected = [cell for cell in (shell.user_ns.get("In", []) if shell is not None else []) if cell.startswith("# Parameters\n")]
+    if not injected:
+        return
+    try:
+        tree = ast.parse(injected[-1])
+    except SyntaxError:
+        return
+    names = {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
+    unknown = sorted(names - defined - {n for n in names if n.startswith("PAPERMILL_")})
+    if unknown:
+        raise ScorecastError(f"papermill set {unknown[0]!r}, which is not a parameter of this notebook{did_you_mean(unknown[0], defined)}, "
+                             f"so it would be ignored; its parameters: {sorted(defined)}")
 
 
 def _build_recipe(values: dict, where: str) -> None:
@@ -299,16 +445,32 @@ def parameters_cell_keys(notebook: str | Path) -> set[str]:
     return names
 
 
+# what a notebook's own code looks up in its parameters, beyond their schema: {notebook: {key: [method names]}}
+NOTEBOOK_NEEDS = {"quickstart": {"methods": ["knn"]}, "tab3_unsupervised": {"methods": ["knn"]}}
+
+
 def check_file(notebook: str | Path, path: str | Path) -> dict:
     """Validate the parameter file ``path`` for ``notebook``: every key must be one of the notebook's
-    parameters (papermill would only warn) and every value valid. Returns the parameters."""
-    path = Path(path)
+    parameters (papermill would only warn), every value valid, and the methods the notebook's code
+    looks up (:data:`NOTEBOOK_NEEDS`) present. Returns the parameters."""
+    path, notebook = Path(path), Path(notebook)
+    if not notebook.is_file():
+        known = sorted(p.stem for p in notebook.parent.glob("*.ipynb"))
+        raise ScorecastError(f"no notebook {str(notebook)!r} for parameter file {str(path)!r}{did_you_mean(notebook.stem, known)}; "
+                             f"the notebooks are: {known}")
     values = _read_yaml(path)
     allowed = parameters_cell_keys(notebook)
     for key in values:
         if key not in allowed:
-            raise ScorecastError(f"{path}: {key!r} is not a parameter of {Path(notebook).name}{did_you_mean(key, allowed)}; its parameters: {sorted(allowed)}")
-    return validate_notebook_params(values, str(path))
+            raise ScorecastError(f"{path}: {key!r} is not a parameter of {notebook.name}{did_you_mean(key, allowed)}; its parameters: {sorted(allowed)}")
+    validate_notebook_params(values, str(path))
+    for key, names in NOTEBOOK_NEEDS.get(notebook.stem, {}).items():
+        given = [entry.get("name") for entry in values.get(key, []) if isinstance(entry, dict)]
+        for name in names:
+            if key in values and name not in given:
+                raise ScorecastError(f"{path}: {key} must include a {name!r} entry: {notebook.name} shows its {name} results "
+                                     f"(given: {given})")
+    return values
 
 
 def main(argv: list[str]) -> int:

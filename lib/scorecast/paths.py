@@ -51,3 +51,14 @@ def cache_root() -> Path:
     """Root of the artefact cache: ``SCORECAST_CACHE`` or ``<project root>/.cache``."""
     explicit = os.environ.get("SCORECAST_CACHE")
     return Path(explicit).expanduser() if explicit else project_root() / ".cache"
+
+
+def check_cache_root(root: Path) -> Path:
+    """``root`` as a cache root, refused with a message when it (or a folder above it) is a file."""
+    for folder in (root, *root.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ScorecastError(f"cache root {str(root)!r}: {str(folder)!r} is a file, not a folder; point cache_dir (or "
+                                     "SCORECAST_CACHE) at a folder, or move the file away")
+            break
+    return root

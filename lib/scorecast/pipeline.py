@@ -38,7 +38,7 @@ import torch
 
 from . import metrics, prune, scores, unsupervised
 from .cache import Cache
-from .data import ImageDataset, random_subset
+from .data import ImageDataset, check_test_split, random_subset
 from .models import build_model
 from .params import check_unsupervised_options, validate_experiment
 from .registry import method_label
@@ -78,21 +78,19 @@ class Pipeline(ScoreStages):
         self.device = self.experiment["device"]
         self.paradigm = self.experiment["paradigm"]
         self.attack = PGD(**self.experiment["attack"]) if self.paradigm == "adversarial" else None
+        self.test_set  # noqa: B018 -- loads both splits and checks them together (check_test_split) before any training
 
     # ---------------------------------------------------------------- data
     @property
     def test_set(self) -> ImageDataset:
         """The test split of ``data``, or of ``test_data`` when given (e.g. generated training images
         tested on a real test set). A separate test set is normalised with the training set's
-        statistics, the only ones the network has seen, and must have the same classes."""
-        if self.experiment["test_data"] is None:
-            return load_split(self.experiment["data"], "test")
-        test = load_split(self.experiment["test_data"], "test")
-        train = self.train_set
-        if test.num_classes != train.num_classes:
-            raise ScorecastError(f"experiment.test_data ({test.name}) has {test.num_classes} classes but data ({train.name}) has "
-                                 f"{train.num_classes}: test on a set with the training labels (e.g. set data.num_classes for npz)")
-        return dataclasses.replace(test, mean=train.mean, std=train.std)
+        statistics, the only ones the network has seen, and its labels must be training classes
+        (:func:`scorecast.data.check_test_split`, also run when the pipeline is built)."""
+        train, separate = self.train_set, self.experiment["test_data"] is not None
+        test = load_split(self.experiment["test_data" if separate else "data"], "test")
+        check_test_split(train, test, f"experiment.data ({train.name})", f"experiment.test_data ({test.name})" if separate else "its test split")
+        return dataclasses.replace(test, mean=train.mean, std=train.std, classes=train.classes) if separate else test
 
     @property
     def labels(self) -> np.ndarray:

@@ -78,7 +78,17 @@ def _zcore(pipe: ScoreStages, spec: specs.ZCore, scorer, seed: int, fraction) ->
 
 
 # ============================================================================ extrapolators
+def _check_size(pipe: ScoreStages, spec: specs.MethodSpec, fraction: float) -> None:
+    """Refuse ``spec`` before its subset run when its k cannot fit the subset (see :func:`scorecast.params.check_method_size`)."""
+    from .params import check_method_size
+
+    n = len(pipe.train_set)
+    check_method_size(spec, int(round(float(fraction) * n)), n, f"method {spec.title()}", f"the subset (fraction {fraction} of {n})")
+
+
 def _knn(pipe: ScoreStages, spec: specs.KNN, scorer, seed: int, fraction) -> ScoreResult:
+    _check_size(pipe, spec, fraction)
+
     def options(Z: np.ndarray, run, computed: np.ndarray) -> dict:
         k = spec.k
         if isinstance(k, str):  # "cv" or "oracle"
@@ -98,6 +108,8 @@ def _learned(function):
     and the experiment's device."""
 
     def run(pipe: ScoreStages, spec: specs.Learned, scorer, seed: int, fraction) -> ScoreResult:
+        _check_size(pipe, spec, fraction)
+
         def options(Z, run, computed) -> dict:
             values = {k: v for k, v in spec.as_dict().items() if k not in ("name", "label", "calibrate")}
             return {**values, "labels": pipe.labels if spec.labels else None, "seed": seed if spec.seed is None else spec.seed, "device": pipe.device}
@@ -118,6 +130,7 @@ def _seeded(function):
 
 # ============================================================================ proxy methods (supervised)
 def _proxy(pipe, spec: specs.Proxy | specs.Hybrid, scorer, seed: int, fraction) -> ScoreResult:
+    _check_size(pipe, spec, fraction)
     run = pipe.scoring_run(scorer, seed, fraction)
     computed = pipe.subset_scores(run, scorer)
     probs, proxy_seconds = pipe.proxy_predictions(run, spec.augmentations, scorer.view)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import json
 import types
 import typing
@@ -28,7 +27,7 @@ from typing import ClassVar
 
 from .proxy import FEATURES
 from .train import Recipe
-from .validation import ScorecastError
+from .validation import ScorecastError, check_mapping, did_you_mean
 
 spec = dataclass(frozen=True, eq=False)  # equality and hash come from Spec (type + options as written)
 
@@ -40,12 +39,6 @@ def option(default, *, low=None, high=None, low_open: bool = False, high_open: b
     if isinstance(default, dict):
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
-
-
-def did_you_mean(word: str, allowed) -> str:
-    """`` (did you mean 'x'?)`` for the closest of ``allowed``, or ``""``."""
-    close = difflib.get_close_matches(str(word), [str(a) for a in allowed], n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _type_name(hint) -> str:
@@ -166,7 +159,10 @@ def check_encoder(encoder: dict, where: str) -> None:
 
 _GIVEN = dataclasses.field(default_factory=dict, repr=False)
 VIEWS = ("clean", "adv")
-RECIPE_KEYS = tuple(f.name for f in dataclasses.fields(Recipe))
+# the types of the fields of a Recipe: experiment.scoring, experiment.retrain and a scorer's scoring overrides
+RECIPE_SCHEMA = {"epochs": int, "batch_size": int, "optimizer": str, "lr": float, "weight_decay": float, "momentum": float, "nesterov": bool,
+                 "schedule": str, "label_smoothing": float, "amp": (str, bool), "channels_last": (str, bool), "compile": bool}
+assert set(RECIPE_SCHEMA) == {f.name for f in dataclasses.fields(Recipe)}, "RECIPE_SCHEMA must list every Recipe field"
 
 
 # ============================================================================ scorers
@@ -182,9 +178,7 @@ class ScorerSpec(Spec):
     given: dict = _GIVEN
 
     def check(self, where: str) -> None:
-        unknown = sorted(set(self.scoring or {}) - set(RECIPE_KEYS))
-        if unknown:
-            raise ScorecastError(f"{where}.scoring: unknown recipe field {unknown[0]!r}{did_you_mean(unknown[0], RECIPE_KEYS)}; allowed: {list(RECIPE_KEYS)}")
+        check_mapping(self.scoring or {}, RECIPE_SCHEMA, "scoring.", where)  # the schema of experiment.scoring
 
 
 @spec

@@ -6,12 +6,21 @@ type; messages always name the offending parameter and what is allowed.
 
 from __future__ import annotations
 
+import difflib
+import math
+
 import numpy as np
 import torch
 
 
 class ScorecastError(ValueError):
     """Bad input to scorecast: the message names the parameter, the problem and what is allowed."""
+
+
+def did_you_mean(word: str, allowed) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``allowed``, or ``""``."""
+    close = difflib.get_close_matches(str(word), [str(a) for a in allowed], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def check_choice(name: str, value, allowed) -> None:
@@ -101,3 +110,36 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device(device)
     except RuntimeError:
         raise ScorecastError(f"device={device!r} is not a device name; use auto, cpu, cuda or cuda:<n>") from None
+
+
+def type_ok(value, expected) -> bool:
+    """Whether a parsed YAML/JSON ``value`` has type ``expected`` (a type or a tuple of types): an
+    int is a float, a bool is neither, and a float must be finite (YAML's ``.inf`` and ``.nan``
+    are numbers no recipe or option means)."""
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(expected, tuple):
+        return any(type_ok(value, member) for member in expected)
+    return isinstance(value, expected)
+
+
+def _type_names(expected) -> str:
+    members = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join("a finite number" if t is float else "null" if t is type(None) else t.__name__ for t in members)
+
+
+def check_mapping(values: dict, schema: dict, where: str, source: str) -> None:
+    """Raise unless every key of ``values`` is in ``schema`` ({key: type, tuple of types or nested
+    schema}) with a value of that type. Messages read ``<source>: <where><key> ...``."""
+    for key, value in values.items():
+        if key not in schema:
+            raise ScorecastError(f"{source}: unknown key {where}{key!r}{did_you_mean(key, schema)}; allowed: {sorted(schema)}")
+        expected = schema[key]
+        if isinstance(expected, dict):
+            if not isinstance(value, dict):
+                raise ScorecastError(f"{source}: {where}{key} must be a mapping with keys {sorted(expected)}, got {value!r}")
+            check_mapping(value, expected, f"{where}{key}.", source)
+        elif not type_ok(value, expected):
+            raise ScorecastError(f"{source}: {where}{key} must be {_type_names(expected)}, got {value!r}")
