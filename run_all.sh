@@ -2,6 +2,7 @@
 # scorecast batch runner.
 #   ./run_all.sh [--tier smoke|cpu|paper] [notebook ...]   execute notebooks with papermill into results/<tier>/
 #   ./run_all.sh --tier paper --dry-run [run ...]            every paper notebook on tiny generated data (CPU, minutes)
+#   ./run_all.sh --tier paper --preflight [notebook ...]     check data, weights, GPU and disk in seconds (also run before every paper batch)
 #   ./run_all.sh --tests                                    the whole test suite (unit, paper dry run, nbval on results/smoke, browser)
 # Sets up .venv with the pinned dependencies when no environment with scorecast is active.
 set -euo pipefail
@@ -11,6 +12,7 @@ ROOT=$(pwd)
 tier=smoke
 tests=0
 dry_run=0
+preflight=0
 notebooks=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -18,7 +20,8 @@ while [ $# -gt 0 ]; do
     --dry-run) dry_run=1 ;;
     --tier) shift; tier=${1:?--tier needs smoke, cpu or paper} ;;
     --tier=*) tier=${1#--tier=} ;;
-    -h|--help) sed -n 2,6p "$0"; exit 0 ;;
+    --preflight) preflight=1 ;;
+    -h|--help) sed -n 2,7p "$0"; exit 0 ;;
     -*) echo "run_all.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) notebooks+=("${1%.ipynb}") ;;
   esac
@@ -26,6 +29,7 @@ while [ $# -gt 0 ]; do
 done
 case "$tier" in smoke|cpu|paper) ;; *) echo "run_all.sh: --tier must be smoke, cpu or paper, got '$tier'" >&2; exit 2 ;; esac
 [ "$dry_run" = 0 ] || [ "$tier" = paper ] || { echo "run_all.sh: --dry-run checks the paper tier; use --tier paper --dry-run" >&2; exit 2; }
+[ "$dry_run" = 0 ] || [ "$preflight" = 0 ] || { echo "run_all.sh: --dry-run runs on generated data; --preflight checks the real one: give one of them" >&2; exit 2; }
 
 # ---------------------------------------------------------------- environment
 if [ -n "${VIRTUAL_ENV:-}${CONDA_PREFIX:-}" ] && python -c "import scorecast" 2>/dev/null; then
@@ -169,23 +173,39 @@ if [ ${#notebooks[@]} -eq 0 ]; then
     [ -f "notebooks/${name%%--*}.ipynb" ] && notebooks+=("$name")
   done
 fi
+for name in "${notebooks[@]}"; do
+  [ -f "notebooks/${name%%--*}.ipynb" ] || { echo "run_all.sh: no notebook notebooks/${name%%--*}.ipynb" >&2; exit 2; }
+  [ -f "params/$tier/$name.yaml" ] || { echo "run_all.sh: no parameter file params/$tier/$name.yaml" >&2; exit 2; }
+done
 # Every parameter file is checked against its notebook before any notebook runs: unknown keys
 # (papermill would only warn), bad scorer/method options and impossible values stop the batch here.
 pairs=()
-for name in "${notebooks[@]}"; do pairs+=("notebooks/${name%%--*}.ipynb" "params/$tier/$name.yaml"); done
+files=()
+for name in "${notebooks[@]}"; do pairs+=("notebooks/${name%%--*}.ipynb" "params/$tier/$name.yaml"); files+=("params/$tier/$name.yaml"); done
 "$PY" -m scorecast.params check "${pairs[@]}" || { echo "run_all.sh: fix the parameter file(s) named above; no notebook was run" >&2; exit 2; }
+# Pre-flight (scorecast.preflight): data readable, weights present, a GPU where the tier needs one, disk
+# space for the planned records. --preflight runs only this; a paper batch runs it first and stops on a problem.
+if [ "$preflight" = 1 ] || [ "$tier" = paper ]; then
+  "$PY" -m scorecast.preflight "${files[@]}" || { echo "run_all.sh: the pre-flight found the problem(s) above; no notebook was run" >&2; exit 2; }
+  [ "$preflight" = 0 ] || exit 0
+fi
+# A failed notebook does not stop the batch: the others run, the index is written, and the exit status
+# is 1 with the failed runs named at the end.
+failed=()
 for name in "${notebooks[@]}"; do
   notebook=${name%%--*}
-  [ -f "notebooks/$notebook.ipynb" ] || { echo "run_all.sh: no notebook notebooks/$notebook.ipynb" >&2; exit 2; }
-  [ -f "params/$tier/$name.yaml" ] || { echo "run_all.sh: no parameter file params/$tier/$name.yaml" >&2; exit 2; }
   out="results/$tier"
   [ "$name" = "$notebook" ] || out="results/$tier/$name"
   echo "== $tier: $name"
   start=$(date +%s)
-  execute "$name" "$notebook" "params/$tier/$name.yaml" "$out" || exit 1
+  execute "$name" "$notebook" "params/$tier/$name.yaml" "$out" || { failed+=("$name"); echo "   FAILED after $(( $(date +%s) - start )) s; going on with the other notebooks"; continue; }
   "$PY" -m jupyter nbconvert --to html --log-level WARN --TagRemovePreprocessor.remove_cell_tags parameters "$out/$notebook.ipynb" --output-dir "$out" >/dev/null  # readers see the injected tier values, not the smoke defaults
   "$PY" -m scorecast.provenance record "results/$tier" "$name" "$tier"
   echo "   done in $(( $(date +%s) - start )) s"
 done
 "$PY" -m scorecast.report "results/$tier"
 echo "== index: results/$tier/index.html"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "run_all.sh: ${#failed[@]} of ${#notebooks[@]} notebook(s) failed: ${failed[*]} (the errors are above; the others ran and are in the index)" >&2
+  exit 1
+fi

@@ -3,6 +3,7 @@ and run_all.sh's handling of signals and of parameter files that papermill canno
 
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -114,6 +115,22 @@ def test_prepare_covers_every_paper_file_and_dataset(tmp_path):
         dryrun.prepare(tmp_path, ["fig9"])
 
 
+@pytest.mark.parametrize("dataset", ["imagenet64", "places365", "cifar100_1m"])
+def test_large_dataset_variants_are_dry_run_through_their_memory_map(tmp_path, dataset):
+    runs = dryrun.paper_runs()
+    for notebook in ("fig2_accuracy_vs_pruning_rate", "tab2_extrapolation_correlation"):
+        assert runs[f"{notebook}--{dataset}"][2]["data"]["mmap"] == f"data/mmap/{dataset}"
+    prepared = dryrun.prepare(tmp_path, [f"fig2_accuracy_vs_pruning_rate--{dataset}"])
+    data = yaml.safe_load(prepared[0][2].read_text())["experiment"]["data"]
+    key = dryrun.dataset_key(data)
+    assert data["mmap"] == str(tmp_path / "mmap" / dryrun.GENERATED[key].folder)  # never the checkout's data/
+    options = {k: v for k, v in data.items() if k not in ("name", "root", "limit")}
+    mapped = load_dataset(data["name"], "train", data["root"], **options)
+    assert (Path(data["mmap"]) / f"{data['name']}-train" / "images.npy").is_file()  # converted there, mapped from there
+    in_memory = load_dataset(data["name"], "train", data["root"], **{k: v for k, v in options.items() if k != "mmap"})
+    assert np.array_equal(mapped.images.numpy(), in_memory.images.numpy()) and np.array_equal(mapped.labels, in_memory.labels)
+
+
 def test_dinov2_stand_in_only_when_asked():
     from scorecast import unsupervised
 
@@ -206,3 +223,43 @@ def test_download_without_a_folder_names_what_to_set(monkeypatch):
     monkeypatch.delenv("SCORECAST_DATA_ROOT", raising=False)
     with pytest.raises(ScorecastError, match="no folder to download into: set data.root"):
         load_dataset("cifar10", "test", None, download=True)
+
+
+def _notebook(tmp_path, name, parameters, source):
+    cells = [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": parameters, "outputs": [], "execution_count": None},
+             {"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None}]
+    notebook = {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+                "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "notebooks" / f"{name}.ipynb").write_text(json.dumps(notebook))
+
+
+def test_a_failed_notebook_does_not_stop_the_batch_and_is_named(tmp_path):
+    env = _mini_checkout(tmp_path, "print('hello')")
+    for name in ("pyproject.toml", "REPRODUCTION.md"):  # the index names the version and the verdicts
+        shutil.copy(ROOT / name, tmp_path / name)
+    _notebook(tmp_path, "a_broken", "output_dir = 'x'", "raise RuntimeError('boom')")
+    for name in ("a_broken", "probe"):
+        (tmp_path / "params" / "smoke" / f"{name}.yaml").write_text("{}\n")
+    result = subprocess.run(["bash", str(tmp_path / "run_all.sh")], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stderr
+    assert (tmp_path / "results" / "smoke" / "probe.html").is_file()  # ran after the failure
+    assert (tmp_path / "results" / "smoke" / "index.html").is_file()
+    assert "1 of 2 notebook(s) failed: a_broken" in result.stderr
+
+
+def test_preflight_refuses_a_missing_data_root_within_a_minute_naming_the_file(tmp_path):
+    env = _mini_checkout(tmp_path, "print('hello')")
+    _notebook(tmp_path, "probe", "output_dir = 'x'\nexperiment = None", "print('hello')")
+    (tmp_path / "params" / "paper").mkdir()
+    (tmp_path / "params" / "paper" / "experiment.yaml").write_text(
+        f"data: {{name: cifar10, root: {tmp_path / 'nowhere'}}}\nmodel: tiny_cnn\ndevice: cpu\n")
+    (tmp_path / "params" / "paper" / "probe.yaml").write_text("experiment: params/paper/experiment.yaml\n")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = subprocess.run(["bash", str(tmp_path / "run_all.sh"), "--tier", "paper", "--preflight"], env=env, capture_output=True, text=True, timeout=300)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU seconds, not wall time: on a loaded shared test machine two Python start-ups can take a minute of wall time
+    assert (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime) < 60
+    assert result.returncode == 2
+    assert "params/paper/probe.yaml: [data] experiment params/paper/experiment.yaml" in result.stderr
+    assert str(tmp_path / "nowhere") in result.stderr and "no notebook was run" in result.stderr
+    assert not (tmp_path / "results").exists()

@@ -20,7 +20,8 @@ the paper's:
   ``record.trajectory_length``; ``retrain.epochs`` -> 1;
 - PGD steps (``attack.steps``, ``eval_attack_steps``) -> 1;
 - ``seeds`` -> the first seed;
-- ``data.root`` / ``test_data.root`` -> the generated folders; ``data.limit`` -> the fewest training
+- ``data.root`` / ``test_data.root`` -> the generated folders, and a ``data.mmap`` folder -> one per
+  generated dataset under ``<scratch>/mmap/`` (the first run converts, later runs map it); ``data.limit`` -> the fewest training
   samples that leave every present class one sample, every pruned set 2 (BatchNorm needs 2 per
   batch) and every subset 2, or 20 when a GNN/MLP learns on it (it holds out 10 %, at least 2, for
   early stopping) or k is cross-validated on it (5 folds), when that is below the generated size;
@@ -216,7 +217,10 @@ def shrink(params: dict, experiment: dict, data: dict[str, Path], scratch: Path,
 
     for part in ("data", "test_data"):
         if experiment[part] is not None:
-            experiment[part]["root"] = str(data[dataset_key(experiment[part])])
+            key = dataset_key(experiment[part])
+            experiment[part]["root"] = str(data[key])
+            if experiment[part].get("mmap") is not None:  # converted once per dry run, mapped by every later run
+                experiment[part]["mmap"] = str(scratch / "mmap" / GENERATED[key].folder)
     generated = GENERATED[dataset_key(experiment["data"])]
     fractions = params.get("fractions", [])
     validated = "k_grid" in params or any(m["name"] in VALIDATED_METHODS for m in params.get("methods", []))
