@@ -382,3 +382,69 @@ def test_progress_bars_close_at_their_total(monkeypatch):
     drawn.clear()
     monkeypatch.setenv("SCORECAST_QUIET", "1")
     assert list(train.progress(range(3), "quiet")) == [0, 1, 2] and drawn == []
+
+
+def _count_hashes(monkeypatch):
+    calls = []
+    real = cache_module._sha256
+    monkeypatch.setattr(cache_module, "_sha256", lambda path: calls.append(path.name) or real(path))
+    return calls
+
+
+def test_lookups_hash_once_then_trust_size_and_mtime(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_module, "RACY_SECONDS", 0.0)
+    cache = Cache(tmp_path)
+    art = cache.get("train", "1", CONFIG, Counter())
+    hashes = _count_hashes(monkeypatch)
+    assert cache.load("train", "1", CONFIG) is not None and sorted(hashes) == ["note.txt", "x.npy"]  # first lookup: full check
+    recorded = json.loads(art.file(cache_module.VERIFIED).read_text())["files"]
+    assert recorded["x.npy"] == [art.file("x.npy").stat().st_size, art.file("x.npy").stat().st_mtime_ns]
+    hashes.clear()
+    assert cache.get("train", "1", CONFIG, Counter()).cached and hashes == []  # later lookups: stat only
+    np.save(art.file("x.npy"), np.full(5, 7.0))  # same size, new content and mtime: hashed, refused
+    assert cache.load("train", "1", CONFIG) is None and hashes == ["x.npy"]
+
+
+def test_an_artefact_written_before_verified_json_is_served_and_recorded(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_module, "RACY_SECONDS", 0.0)
+    cache = Cache(tmp_path)
+    art = cache.get("train", "1", CONFIG, Counter())
+    manifest = json.loads(art.file(MANIFEST).read_text())
+    assert set(manifest["files"]["x.npy"]) == {"size", "sha256"}  # the manifest format is unchanged
+    assert not art.file(cache_module.VERIFIED).exists()
+    hashes = _count_hashes(monkeypatch)
+    assert cache.load("train", "1", CONFIG).path == art.path and len(hashes) == 2
+    assert cache.load("train", "1", CONFIG) is not None and len(hashes) == 2
+
+
+def test_a_same_tick_rewrite_is_hashed_again(tmp_path):
+    cache = Cache(tmp_path)
+    art = cache.get("train", "1", CONFIG, Counter())
+    assert cache.load("train", "1", CONFIG) is not None  # records sizes and mtimes within RACY_SECONDS of now
+    target = art.file("x.npy")
+    before = target.stat()
+    raw = bytearray(target.read_bytes())
+    raw[-1] ^= 0xFF
+    target.write_bytes(bytes(raw))
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # the same mtime, as a coarse clock would give
+    assert cache.load("train", "1", CONFIG) is None
+
+
+def test_verify_rehashes_what_size_and_mtime_cannot_see(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cache_module, "RACY_SECONDS", 0.0)
+    cache = Cache(tmp_path)
+    good = cache.get("train", "1", CONFIG, Counter())
+    bad = cache.get("embed", "1", CONFIG, Counter())
+    assert cache.load("embed", "1", CONFIG) is not None
+    target = bad.file("x.npy")
+    before = target.stat()
+    raw = bytearray(target.read_bytes())
+    raw[-1] ^= 0xFF
+    target.write_bytes(bytes(raw))
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # bit rot: size and mtime unchanged
+    assert cache.load("embed", "1", CONFIG) is not None  # a lookup cannot see it ...
+    assert cache_module.verify(tmp_path) == (2, [bad.path])  # ... the full verify does
+    assert cache_module.main(["verify", str(tmp_path)]) == 1
+    assert str(bad.path) in capsys.readouterr().err and good.path.exists()
+    target.write_bytes(bytes(raw[:-1] + bytes([raw[-1] ^ 0xFF])))
+    assert cache_module.main(["verify", str(tmp_path)]) == 0

@@ -9,6 +9,15 @@ machine; ``manifest.json.sha256`` holds the manifest's own SHA-256. An artefact 
 (half-written), whose manifest does not match its digest, or whose files do not match the
 manifest (corrupted) is recomputed.
 
+Integrity without re-reading gigabytes on every lookup: the first lookup SHA-256-hashes every file
+(a full run's dynamics at ImageNet scale are tens of GB) and, when they match the manifest, stores
+each file's size and modification time (ns) in ``verified.json`` beside it. Later lookups hash only
+files whose size or modification time differ from that record; a file modified within
+:data:`RACY_SECONDS` of the record being written is hashed again (a same-tick rewrite keeps its
+mtime). Artefacts written before ``verified.json`` existed are served the same way: hashed once,
+then recorded. What that cannot see (bytes changed in place with the size and mtime restored, bit
+rot) ``python -m scorecast.cache verify [root]`` finds: it re-hashes every file of every artefact.
+
 Writes are atomic and safe under concurrency: a stage writes into a temporary ``.tmp-*`` folder
 that is renamed into place only when complete, so an interrupted batch run loses nothing that
 finished. Installing takes an exclusive lock on the stage folder: a writer that finds a valid
@@ -35,6 +44,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import time
 import uuid
 from contextlib import contextmanager
@@ -50,6 +60,8 @@ from .train import quiet
 
 MANIFEST = "manifest.json"
 MANIFEST_DIGEST = "manifest.json.sha256"
+VERIFIED = "verified.json"  # {"at": ns, "files": {name: [size, mtime_ns]}} of files whose SHA-256 matched the manifest
+RACY_SECONDS = 2.0
 STALE_SECONDS = 6 * 3600
 
 
@@ -154,17 +166,28 @@ class Cache:
         return self._load(self.folder(stage, version, config))
 
     @staticmethod
-    def _load(folder: Path) -> Artifact | None:
-        """The artefact in ``folder`` if its manifest matches its digest and its files match the manifest."""
+    def _load(folder: Path, full: bool = False) -> Artifact | None:
+        """The artefact in ``folder`` if its manifest matches its digest and its files match the
+        manifest: by SHA-256, skipped for files whose size and mtime match ``verified.json`` unless ``full``."""
         try:
             text = (folder / MANIFEST).read_bytes()
             if (folder / MANIFEST_DIGEST).read_text() != hashlib.sha256(text).hexdigest() + "\n":
                 return None
             manifest = json.loads(text)
+            trusted = {} if full else _verified(folder)
+            stats, hashed = {}, False
             for name, entry in manifest["files"].items():
                 path = folder / name
-                if path.stat().st_size != entry["size"] or _sha256(path) != entry["sha256"]:
+                stat = path.stat()
+                stats[name] = [stat.st_size, stat.st_mtime_ns]
+                if stat.st_size != entry["size"]:
                     return None
+                if trusted.get(name) != stats[name]:
+                    if _sha256(path) != entry["sha256"]:
+                        return None
+                    hashed = True
+            if hashed:
+                _record_verified(folder, stats)
             return Artifact(folder, manifest["config"], float(manifest["seconds"]), True, manifest["info"], manifest["machine"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
@@ -207,6 +230,50 @@ class Cache:
         return Artifact(final, config, seconds, False, info, settings)
 
 
+def _verified(folder: Path) -> dict:
+    """{file: [size, mtime_ns]} from ``folder``'s ``verified.json``, without files modified within
+    :data:`RACY_SECONDS` of its writing; {} when absent or unreadable."""
+    try:
+        record = json.loads((folder / VERIFIED).read_text())
+        cutoff = int(record["at"]) - int(RACY_SECONDS * 1e9)
+        return {name: list(value) for name, value in record["files"].items() if int(value[1]) < cutoff}
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return {}
+
+
+def _record_verified(folder: Path, stats: dict) -> None:
+    """Write ``verified.json`` (atomically) after every file of ``folder`` matched its SHA-256;
+    best effort (a read-only cache just keeps hashing)."""
+    tmp = folder / f".{VERIFIED}-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.write_text(json.dumps({"at": time.time_ns(), "files": stats}, sort_keys=True))
+        os.replace(tmp, folder / VERIFIED)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def verify(root: str | Path | None = None) -> tuple[int, list[Path]]:
+    """Re-hash every file of every artefact under ``root`` (default: :func:`scorecast.paths.cache_root`)
+    against its manifest, ignoring ``verified.json``. Returns (artefacts checked, damaged folders);
+    damaged ones are left in place (the next lookup recomputes them)."""
+    root = Path(root) if root else cache_root()
+    folders = sorted(p.parent for p in root.glob(f"*/*/{MANIFEST}") if not p.parent.name.startswith(".tmp-"))
+    damaged = [folder for folder in folders if Cache._load(folder, full=True) is None]
+    return len(folders), damaged
+
+
+def main(argv: list[str]) -> int:
+    """``python -m scorecast.cache verify [root]``: re-hash every artefact; exit 1 naming the damaged ones."""
+    if not argv or argv[0] != "verify" or len(argv) > 2:
+        print("usage: python -m scorecast.cache verify [cache root]", file=sys.stderr)
+        return 2
+    checked, damaged = verify(argv[1] if len(argv) > 1 else None)
+    for folder in damaged:
+        print(f"cache verify: damaged (the next lookup recomputes it): {folder}", file=sys.stderr)
+    print(f"cache verify: {checked} artefact(s) re-hashed, {len(damaged)} damaged")
+    return 1 if damaged else 0
+
+
 def _install(tmp: Path, final: Path) -> Artifact | None:
     """Rename the finished ``tmp`` into place, or return the valid artefact another process
     installed first (``tmp`` is then left for the caller to discard). Installs of one stage are
@@ -236,3 +303,7 @@ def _remove_stale(stage_folder: Path) -> None:
                     shutil.rmtree(tmp, ignore_errors=True)
         except OSError:
             continue
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
