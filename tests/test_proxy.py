@@ -44,6 +44,39 @@ def test_extrapolator_contract_keeps_subset_scores_and_maps_onto_their_distribut
     np.testing.assert_array_equal(out, proxy.proxy_uncertainty(probs, subset, subset_scores, labels, "aug_std"))
 
 
+def _whole_array_feature(probs, kind, labels):
+    """The feature computed on the whole array upcast to float64 at once (the pre-streaming code)."""
+    from scipy import stats
+
+    probs = np.asarray(probs, dtype=np.float64)
+    true_prob = probs[:, np.arange(probs.shape[1]), labels]
+    mean = probs.mean(axis=0)
+    top2 = np.sort(mean, axis=1)[:, -2:]
+    return {"p1mp": true_prob[0] * (1 - true_prob[0]), "aug_std": true_prob.std(axis=0, ddof=1),
+            "entropy": stats.entropy(mean, axis=1), "margin": 1.0 - (top2[:, 1] - top2[:, 0])}[kind]
+
+
+@pytest.mark.parametrize("kind", proxy.FEATURES)
+def test_features_stream_a_float32_memmap_in_blocks_bit_for_bit(tmp_path, monkeypatch, kind):
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    views, n, classes = 8, 20000, 100
+    stored = np.lib.format.open_memmap(tmp_path / "probs.npy", mode="w+", dtype=np.float32, shape=(views, n, classes))
+    for k in range(views):
+        stored[k] = rng.dirichlet(np.ones(classes), size=n).astype(np.float32)
+    stored.flush()
+    labels = rng.integers(0, classes, n)
+    probs = np.load(tmp_path / "probs.npy", mmap_mode="r")  # as the pipeline's proxy stage reads it (64 MB)
+    monkeypatch.setattr(proxy, "CHUNK", 1000)
+    tracemalloc.start()
+    feature = proxy.proxy_feature(probs, kind, labels)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 16 * 2**20  # one (8, 1000, 100) float64 block and its temporaries, not the 128 MB upcast
+    np.testing.assert_array_equal(feature, _whole_array_feature(probs, kind, labels))
+
+
 def test_rank_average_keeps_subset_entries_of_the_first():
     first, second = np.arange(10.0), np.arange(10.0)[::-1]
     out = proxy.rank_average(first, second, np.array([0, 9]), weight=1.0)

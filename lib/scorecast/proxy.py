@@ -31,41 +31,64 @@ from .validation import ScorecastError, as_finite_vector, as_index_vector, as_la
 FEATURES = ("p1mp", "aug_std", "entropy", "margin")
 
 
-def _check_probs(probs) -> np.ndarray:
-    probs = np.asarray(probs, dtype=np.float64)
+CHUNK = 65536  # samples per block: a block of (K, CHUNK, C) is upcast at a time, never the whole array
+
+
+def _as_views(probs) -> np.ndarray:
+    """``probs`` as (K, n, C) without copying (a memmap stays a memmap; float32 stays float32)."""
+    probs = probs if isinstance(probs, np.ndarray) else np.asarray(probs)
     if probs.ndim == 2:
         probs = probs[None]
     if probs.ndim != 3:
         raise ScorecastError(f"probs must be (K, n, C) softmax outputs over K views, got shape {probs.shape}")
-    if not np.isfinite(probs).all() or probs.min() < 0 or probs.max() > 1 + 1e-6:
-        raise ScorecastError("probs must be finite probabilities in [0, 1] (softmax outputs)")
     return probs
 
 
+def _block(probs: np.ndarray, rows: slice) -> np.ndarray:
+    """Samples ``rows`` of probs (K, n, C) as float64, checked to be probabilities."""
+    block = np.asarray(probs[:, rows], dtype=np.float64)
+    if not np.isfinite(block).all() or block.min() < 0 or block.max() > 1 + 1e-6:
+        raise ScorecastError("probs must be finite probabilities in [0, 1] (softmax outputs)")
+    return block
+
+
+def _feature(block: np.ndarray, kind: str, labels: np.ndarray | None) -> np.ndarray:
+    """The feature (b,) of a float64 block (K, b, C) of samples with ``labels`` (b,)."""
+    views, b, _ = block.shape
+    if kind in ("p1mp", "aug_std"):
+        true_prob = block[:, np.arange(b), labels]  # (K, b)
+        return true_prob[0] * (1.0 - true_prob[0]) if kind == "p1mp" else true_prob.std(axis=0, ddof=1)
+    mean = block.mean(axis=0)
+    if kind == "entropy":
+        return stats.entropy(mean, axis=1)
+    top2 = np.sort(mean, axis=1)[:, -2:]
+    return 1.0 - (top2[:, 1] - top2[:, 0])
+
+
 def proxy_feature(probs, kind: str = "aug_std", labels=None) -> np.ndarray:
-    """One uncertainty feature (n,) from the proxy's softmax ``probs`` (K, n, C).
+    """One uncertainty feature (n,) float64 from the proxy's softmax ``probs`` (K, n, C).
 
     ``labels`` (n,) are required for the label-based features p1mp and aug_std (pass pseudo-labels
-    in the unsupervised case); entropy and margin ignore them.
+    in the unsupervised case); entropy and margin ignore them. ``probs`` is read :data:`CHUNK`
+    samples at a time (a float32 memmap of ImageNet-64's 8 views, 41 GB, is never loaded or upcast
+    whole); each sample's value equals the whole-array computation's bit for bit.
     """
     check_choice("proxy feature", kind, FEATURES)
-    probs = _check_probs(probs)
+    probs = _as_views(probs)
     views, n, _ = probs.shape
     if kind in ("p1mp", "aug_std"):
         if labels is None:
             raise ScorecastError(f"proxy feature {kind!r} needs labels (or pseudo-labels); entropy and margin are label-free")
         labels = as_label_vector("labels", labels, length=n)
-        true_prob = probs[:, np.arange(n), labels]  # (K, n)
-        if kind == "p1mp":
-            return true_prob[0] * (1.0 - true_prob[0])
-        if views < 2:
+        if kind == "aug_std" and views < 2:
             raise ScorecastError("proxy feature 'aug_std' needs at least 2 views (augmentations >= 2)")
-        return true_prob.std(axis=0, ddof=1)
-    mean = probs.mean(axis=0)
-    if kind == "entropy":
-        return stats.entropy(mean, axis=1)
-    top2 = np.sort(mean, axis=1)[:, -2:]
-    return 1.0 - (top2[:, 1] - top2[:, 0])
+    else:
+        labels = None
+    out = np.empty(n, dtype=np.float64)
+    for start in range(0, n, CHUNK):
+        rows = slice(start, min(start + CHUNK, n))
+        out[rows] = _feature(_block(probs, rows), kind, None if labels is None else labels[rows])
+    return out
 
 
 def proxy_uncertainty(probs, subset_idx, subset_scores, labels=None, kind: str = "aug_std") -> np.ndarray:
