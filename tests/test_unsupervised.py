@@ -29,15 +29,15 @@ def digits_turtle(digits):
 def test_turtle_recovers_digit_classes(digits, digits_turtle):
     result = digits_turtle
     n = len(digits)
-    assert result.softmax.shape == (400, n, 10) and result.true_prob.shape == (400, n)
-    np.testing.assert_allclose(result.softmax.sum(2), 1.0, atol=1e-5)
-    np.testing.assert_array_equal(result.pseudo_labels, result.softmax[-1].argmax(1))
-    np.testing.assert_array_equal(result.true_prob, np.take_along_axis(result.softmax, result.pseudo_labels[None, :, None], 2)[..., 0])
+    assert result.final_softmax.shape == (n, 10) and result.true_prob.shape == (400, n)
+    np.testing.assert_allclose(result.final_softmax.sum(1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(result.pseudo_labels, result.final_softmax.argmax(1))
+    np.testing.assert_array_equal(result.true_prob[-1], np.take_along_axis(result.final_softmax, result.pseudo_labels[:, None], 1)[:, 0])
     # measured 0.781 (seeds 0-2: 0.74-0.78; chance 0.1); labels are used only for this evaluation
     assert cluster_accuracy(digits.labels.numpy(), result.pseudo_labels) > 0.6
     with torch.no_grad():
         logits = result.task_encoder(torch.from_numpy(encode(digits, "pixels")))
-    np.testing.assert_allclose(logits.softmax(1).numpy(), result.softmax[-1], atol=1e-5)
+    np.testing.assert_allclose(logits.softmax(1).numpy(), result.final_softmax, atol=1e-5)
 
 
 def test_dynamic_uncertainty_on_turtle_dynamics(digits_turtle):
@@ -49,12 +49,24 @@ def test_turtle_is_deterministic_and_records_to_disk(digits, tmp_path):
     Z = encode(digits, "pca", n_components=20)[:300]
     first = turtle(Z, 5, epochs=5, batch_size=128, seed=3, device="cpu", record_dir=tmp_path)
     second = turtle(Z, 5, epochs=5, batch_size=128, seed=3, device="cpu")
-    assert isinstance(first.softmax, np.memmap) and (tmp_path / "pseudo_labels.npy").is_file()
-    np.testing.assert_array_equal(first.softmax, second.softmax)
+    assert isinstance(first.true_prob, np.memmap) and (tmp_path / "pseudo_labels.npy").is_file()
+    # records sized to what the scores read: q_t (E, n), the final tau (n, C), no (E, n, C) trajectory
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pseudo_labels.npy", "softmax.npy", "true_prob.npy"]
+    assert np.load(tmp_path / "softmax.npy").shape == (300, 5)
+    np.testing.assert_array_equal(first.final_softmax, second.final_softmax)
     np.testing.assert_array_equal(first.true_prob, second.true_prob)
     np.testing.assert_array_equal(np.load(tmp_path / "pseudo_labels.npy"), second.pseudo_labels)
     other = turtle(Z, 5, epochs=5, batch_size=128, seed=4, device="cpu")
-    assert not np.array_equal(first.softmax, other.softmax)
+    assert not np.array_equal(first.final_softmax, other.final_softmax)
+
+
+def test_q_t_recomputed_from_the_encoder_maps_equals_each_epochs_own_tau(digits):
+    # a run stopped after epoch t has the same trajectory up to t: its final tau is tau_t of the longer run
+    Z = encode(digits, "pca", n_components=20)[:300]
+    full = turtle(Z, 5, epochs=6, batch_size=128, seed=3, device="cpu")
+    for t in (0, 3):
+        stopped = turtle(Z, 5, epochs=t + 1, batch_size=128, seed=3, device="cpu")
+        np.testing.assert_array_equal(full.true_prob[t], np.take_along_axis(stopped.final_softmax, full.pseudo_labels[:, None], 1)[:, 0])
 
 
 @pytest.mark.parametrize("options", [{"warm_start": False}, {"normalize": "l2"}, {"normalize": "standard"}])

@@ -290,13 +290,19 @@ class TaskEncoder(nn.Module):
 class TurtleResult:
     """TURTLE's recorded dynamics, in canonical sample order.
 
-    softmax: (E, n, C) float32, tau_t(x) after every epoch (a read-only memmap with record_dir).
-    pseudo_labels: (n,) int64, argmax of the final epoch's tau.
-    true_prob: (E, n) float32, q_t(x) = tau_t(x)[pseudo_labels[x]], the input to Dynamic Uncertainty.
+    final_softmax: (n, C) float32, tau(x) after the last epoch.
+    pseudo_labels: (n,) int64, its argmax.
+    true_prob: (E, n) float32, q_t(x) = tau_t(x)[pseudo_labels[x]], the input to Dynamic Uncertainty
+      (a read-only memmap with record_dir).
     task_encoder: the trained :class:`TaskEncoder` (CPU, eval mode), raw features -> logits.
+
+    The whole trajectory tau_t (E, n, C) is never stored (400 x 1.28M x 1000 float32 would be 2 TB):
+    the task encoder's linear map after every epoch is (E, C, d + 1), and q_t is recomputed from it
+    once the final pseudo-labels are known, with the same operations as the per-epoch pass, so the
+    values equal a stored trajectory's bit for bit.
     """
 
-    softmax: np.ndarray
+    final_softmax: np.ndarray
     pseudo_labels: np.ndarray
     true_prob: np.ndarray
     task_encoder: TaskEncoder
@@ -331,9 +337,11 @@ def turtle(
     Per outer step on a batch z: tau = softmax(task_encoder(z)); an inner linear classifier is
     trained ``inner_steps`` Adam steps (``inner_lr``) on CE(inner(z), tau.detach()); then the task
     encoder takes one Adam step (``lr``) on CE(inner(z).detach(), tau) - gamma * H(mean_batch tau).
-    ``warm_start`` and ``normalize``: see the module docstring. After every epoch an eval pass
-    records tau over all n samples, into ``record_dir``/softmax.npy (memmap; plus true_prob.npy
-    and pseudo_labels.npy) or in memory when ``record_dir`` is None. Deterministic for a seed on CPU.
+    ``warm_start`` and ``normalize``: see the module docstring. After every epoch the task
+    encoder's linear map is kept; at the end q_t over all n samples is computed from those maps
+    (see :class:`TurtleResult`) into ``record_dir`` (true_prob.npy (E, n), pseudo_labels.npy and
+    softmax.npy, the final epoch's tau (n, C); the maps' temporary file is removed) or in memory
+    when ``record_dir`` is None. Deterministic for a seed on CPU.
     """
     Z = as_finite_matrix("Z", Z)
     n, dim = Z.shape
@@ -366,7 +374,7 @@ def turtle(
     directory = None if record_dir is None else Path(record_dir)
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
-    softmax = _trajectory(directory, "softmax.npy", (epochs, n, num_clusters))
+    maps = _trajectory(directory, "task_encoder_trajectory.npy", (epochs, num_clusters, dim + 1))  # [weight | bias] per epoch
 
     for epoch in progress(range(epochs), "turtle"):
         order = torch.randperm(n, generator=generator).to(dev)
@@ -384,21 +392,34 @@ def turtle(
             loss.backward()
             optimizer.step()
         with torch.no_grad():
-            for start in range(0, n, batch_size):
-                softmax[epoch, start : start + batch_size] = encoder.linear(features[start : start + batch_size]).softmax(1).cpu().numpy()
+            maps[epoch, :, :dim] = encoder.linear.weight.cpu().numpy()
+            maps[epoch, :, dim] = encoder.linear.bias.cpu().numpy()
 
-    pseudo_labels = softmax[-1].argmax(1).astype(np.int64)
+    def tau(epoch: int, rows: slice) -> torch.Tensor:
+        """tau_epoch of samples ``rows``, (b, C): the operations of encoder.linear, with that epoch's map."""
+        weight, bias = (torch.from_numpy(np.array(part)).to(dev) for part in (maps[epoch, :, :dim], maps[epoch, :, dim]))
+        return F.linear(features[rows], weight, bias).softmax(1)
+
+    final_softmax = np.empty((n, num_clusters), dtype=np.float32)
     true_prob = _trajectory(directory, "true_prob.npy", (epochs, n))
-    for start in range(0, n, batch_size):
-        cols = slice(start, start + batch_size)
-        true_prob[:, cols] = np.take_along_axis(softmax[:, cols], pseudo_labels[None, cols, None], axis=2)[..., 0]
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            rows = slice(start, start + batch_size)
+            final_softmax[rows] = tau(epochs - 1, rows).cpu().numpy()
+        pseudo_labels = final_softmax.argmax(1).astype(np.int64)
+        for start in progress(range(0, n, batch_size), "turtle q_t"):
+            rows = slice(start, start + batch_size)
+            labels = torch.from_numpy(pseudo_labels[rows]).to(dev)[:, None]
+            for epoch in range(epochs):
+                true_prob[epoch, rows] = tau(epoch, rows).gather(1, labels)[:, 0].cpu().numpy()
     if directory is not None:
         np.save(directory / "pseudo_labels.npy", pseudo_labels)
-        softmax.flush()
+        np.save(directory / "softmax.npy", final_softmax)
         true_prob.flush()
-        softmax = np.load(directory / "softmax.npy", mmap_mode="r")
+        del maps
+        (directory / "task_encoder_trajectory.npy").unlink()
         true_prob = np.load(directory / "true_prob.npy", mmap_mode="r")
-    return TurtleResult(softmax, pseudo_labels, true_prob, encoder.cpu().eval())
+    return TurtleResult(final_softmax, pseudo_labels, true_prob, encoder.cpu().eval())
 
 
 def check_label_free(config: Mapping, where: str = "config") -> None:
