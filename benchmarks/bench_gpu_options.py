@@ -103,19 +103,25 @@ def train_flops_per_image(model_name: str, num_classes: int = 10) -> tuple[float
     return train_count.get_total_flops() / 2, forward_count.get_total_flops() / 2
 
 
-def fig2_work(n: int = 50_000, n_test: int = 10_000) -> dict:
-    """Images through training steps and through forward-only passes in Fig. 2's paper tier, read from its params."""
-    notebook = yaml.safe_load((ROOT / "params/paper/fig2_accuracy_vs_pruning_rate.yaml").read_text())
+def fig2_work(path: str = "params/paper/fig2_accuracy_vs_pruning_rate.yaml", n: int = 50_000, n_test: int = 10_000) -> dict:
+    """Fig. 2's paper-tier work, read from its parameter file and experiment: images through training
+    steps and forward-only passes, and training runs, counted as the cache runs them. Per seed: a full
+    and a ``fraction`` scoring run (subset_length: epochs); one retraining per (method, rate) of
+    ``methods`` and ``balanced_methods``, except that rate 0 keeps every sample, so all methods share
+    one run; one embedding per subset run; the proxy's views once per (subset run, augmentations)."""
+    notebook = yaml.safe_load((ROOT / path).read_text())
     experiment = yaml.safe_load((ROOT / notebook["experiment"]).read_text())
     seeds, rates, fractions = len(notebook["seeds"]), notebook["rates"], notebook["fractions"]
     scoring, retrain = experiment["scoring"]["epochs"], experiment["retrain"]["epochs"]
-    methods = notebook["methods"]
-    proxies = sum(m.get("augmentations", 0) for m in methods if m["name"] in ("proxy", "hybrid"))
-    per_seed_train = scoring * n + sum(scoring * round(f * n) for f in fractions)  # full + subset scoring runs (subset_length: epochs)
-    per_seed_train += len(methods) * sum(retrain * round((1 - r) * n) for r in rates)  # one retraining per method and rate
-    per_seed_forward = len(fractions) * (n + proxies * n) + len(methods) * len(rates) * n_test  # embeddings, proxy views, test passes
-    return {"train_images": seeds * per_seed_train, "forward_images": seeds * per_seed_forward, "seeds": seeds,
-            "retrain_runs": seeds * len(methods) * len(rates), "scoring_epochs": scoring, "retrain_epochs": retrain}
+    methods = notebook["methods"] + notebook.get("balanced_methods", [])
+    views = {m["augmentations"] for m in methods if m["name"] in ("proxy", "hybrid")}
+    kept = [round((1 - r) * n) for r in rates if r > 0]
+    scoring_train = scoring * n + sum(scoring * round(f * n) for f in fractions)
+    retrain_runs = len(methods) * len(kept) + (0.0 in rates)
+    retrain_train = retrain * (len(methods) * sum(kept) + (n if 0.0 in rates else 0))
+    forward = len(fractions) * (n + sum(views) * n) + retrain_runs * n_test  # embeddings, proxy views, test passes
+    return {"train_images": seeds * (scoring_train + retrain_train), "forward_images": seeds * forward, "seeds": seeds,
+            "scoring_runs": seeds * (1 + len(fractions)), "retrain_runs": seeds * retrain_runs, "scoring_epochs": scoring, "retrain_epochs": retrain}
 
 
 def main() -> None:

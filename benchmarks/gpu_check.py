@@ -7,7 +7,13 @@ record its output in BENCHMARKS.md.
    all three (the CUDA default), all three plus torch.compile. Each variant trains two epochs; the
    first (cuDNN autotuning, compilation) is reported apart from the second, the timed one. Host
    syncs in the timed epoch are counted with ``torch.cuda.set_sync_debug_mode("warn")``.
-2. kNN extrapolation's search at the paper's largest scale: 1,000,000 x 512 float32 queries
+2. Fig. 2's total on this GPU from the measured epochs: the current grid's work, counted from
+   params/paper/fig2_accuracy_vs_pruning_rate.yaml by ``bench_gpu_options.fig2_work`` (images
+   through training steps, forward passes, training runs), times the timed epoch's seconds per
+   image with every option on, plus a fixed cost per training run (the first epoch's extra time:
+   cuDNN autotuning, allocator warm-up). Forward passes are costed at the counted FLOP ratio of a
+   forward pass to a training step (an assumption, labelled as such).
+3. kNN extrapolation's search at the paper's largest scale: 1,000,000 x 512 float32 queries
    against 200,000 base points, k = 10: exact torch search on the GPU in float32 and with TF32
    matmuls (recall against float32), faiss IVF on the CPU (recall), and exact faiss on the CPU timed
    on a slice of the queries and scaled up (labelled as such).
@@ -37,7 +43,7 @@ sys.path.insert(0, str(ROOT / "lib"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import scorecast.train as train_module  # noqa: E402
-from bench_gpu_options import cifar_shaped  # noqa: E402
+from bench_gpu_options import cifar_shaped, fig2_work, train_flops_per_image  # noqa: E402
 from scorecast.data import load_dataset  # noqa: E402
 from scorecast.extrapolate import nearest_neighbours  # noqa: E402
 from scorecast.models import build_model  # noqa: E402
@@ -106,6 +112,25 @@ def training_epochs(dataset, sizes: dict, device: str, variants: dict) -> list[t
             rows.append((name, clock.seconds[0], clock.seconds[1], clock.syncs[1]))
             print(f"  {name}: first epoch {clock.seconds[0]:.2f} s, timed epoch {clock.seconds[1]:.2f} s, host syncs {clock.syncs[1]}", flush=True)
     return rows
+
+
+def fig2_total(epochs: list[tuple[str, float, float, int | None]], n: int, model: str) -> list[str]:
+    """Markdown lines: Fig. 2's total seconds from the measured ``epochs`` rows (variant, first s,
+    timed s, syncs) of an ``n``-image epoch, per variant, for the current paper grid."""
+    work = fig2_work()
+    train_flops, forward_flops = train_flops_per_image(model)
+    runs = work["scoring_runs"] + work["retrain_runs"]
+    lines = ["", f"Fig. 2 (paper tier, current grid): {work['train_images'] / 1e6:.1f} M images through training steps, "
+             f"{work['forward_images'] / 1e6:.2f} M through forward passes, {runs} training runs "
+             f"({work['scoring_runs']} scoring, {work['retrain_runs']} retraining); forward passes ASSUMED to cost "
+             f"{forward_flops / train_flops:.2f} of a training step (counted FLOPs)", "",
+             "| variant | s per training image | fixed s per run (first - timed epoch) | Fig. 2 total (GPU-hours) |", "|---|---|---|---|"]
+    for name, first, timed, _ in epochs:
+        per_image = timed / n
+        fixed = max(first - timed, 0.0)
+        seconds = work["train_images"] * per_image + work["forward_images"] * per_image * forward_flops / train_flops + runs * fixed
+        lines.append(f"| {name} | {per_image * 1e6:.1f} us | {fixed:.2f} | {seconds / 3600:.2f} |")
+    return lines
 
 
 @contextlib.contextmanager
@@ -186,7 +211,9 @@ def main() -> int:
     lines += [f"| {name} | {first:.2f} | {timed:.2f} | {timed / base:.2f}x | {'n/a (CPU)' if syncs is None else syncs} |"
               for name, first, timed, syncs in epochs]
 
-    print(f"2. kNN search: {sizes['knn_queries']:,} x {sizes['knn_dim']} against {sizes['knn_base']:,}, k = 10", flush=True)
+    lines += fig2_total(epochs, len(dataset), sizes["model"])
+
+    print(f"3. kNN search: {sizes['knn_queries']:,} x {sizes['knn_dim']} against {sizes['knn_base']:,}, k = 10", flush=True)
     knn = knn_rows(sizes, gpu and not args.cpu_smoke)
     lines += ["", f"kNN search: {sizes['knn_queries']:,} x {sizes['knn_dim']} queries against {sizes['knn_base']:,}, k = 10", "",
               "| search | seconds | note |", "|---|---|---|"]

@@ -218,3 +218,6 @@ def test_gpu_check_cpu_smoke_runs_every_part(tmp_path):
                 "| all on (CUDA default) |", "| torch exact, float32, cpu |", "| faiss IVF (approximate), cpu |", "SCALED from 500 queries"):
         assert row in report
     assert "recall@10 1.0000" in report  # at 600 base points the IVF probes cover every list (measured)
+    # Fig. 2's total from the measured epochs, on the current grid's work counted from params/paper
+    assert "188.6 M images through training steps" in report and "171 training runs (6 scoring, 165 retraining)" in report
+    assert "| all on (CUDA default) | " in report.split("Fig. 2 (paper tier")[1]
