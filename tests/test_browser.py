@@ -5,7 +5,8 @@ output, an absolute machine path or a table printed as text.
 Chromium is driven over the DevTools protocol with websocket-client; ./run_all.sh --tests installs
 Debian's chromium when it is missing.
 
-Screenshots for reviewers (index and the fig2/tab2/fig3 pages at 1400 px width), run once on final results:
+Screenshots for reviewers (index and the fig2/tab2/fig3 pages at 1400 px width, the whole page: a page taller
+than MAX_HEIGHT is cut into <page>.png, <page>-2.png, ... in order), run once on final results:
     .venv/bin/python tests/test_browser.py results/cpu      # writes results/cpu/screens/*.png
 """
 
@@ -35,7 +36,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENS = ("index", "fig2_accuracy_vs_pruning_rate", "tab2_extrapolation_correlation", "fig3_time_vs_accuracy")
 WIDTH = 1400
-MAX_HEIGHT = 12000  # px; a longer page is cut (Chromium cannot capture arbitrarily tall images)
+MAX_HEIGHT = 12000  # px per screenshot; a longer page is cut into several (Chromium cannot capture arbitrarily tall images)
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:home|root|work|tmp|Users|opt|usr|var)/[\w.-]+")
 
 
@@ -96,14 +97,22 @@ class Page:
         reply = self.call("Runtime.evaluate", {"expression": f"JSON.stringify({expression})"})
         return json.loads(reply["result"]["value"])
 
-    def screenshot(self, path: Path) -> Path:
-        """Whole page at ``WIDTH`` px (cut at ``MAX_HEIGHT``) as PNG."""
-        height = min(self.call("Page.getLayoutMetrics")["cssContentSize"]["height"], MAX_HEIGHT)
-        shot = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
-                                                    "clip": {"x": 0, "y": 0, "width": WIDTH, "height": height, "scale": 1}})
+    def screenshot(self, path: Path) -> list[Path]:
+        """The whole page at ``WIDTH`` px as PNGs of at most ``MAX_HEIGHT`` px: ``path``, then ``<stem>-2.png``, ...;
+        stale tiles of an earlier, longer capture are removed."""
+        height = int(self.call("Page.getLayoutMetrics")["cssContentSize"]["height"] + 0.999)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(shot["data"]))
-        return path
+        for stale in path.parent.glob(f"{path.stem}-*.png"):
+            if stale.stem.removeprefix(f"{path.stem}-").isdigit():
+                stale.unlink()
+        out = []
+        for i, top in enumerate(range(0, height, MAX_HEIGHT)):
+            clip = {"x": 0, "y": top, "width": WIDTH, "height": min(MAX_HEIGHT, height - top), "scale": 1}
+            shot = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
+            tile = path if i == 0 else path.with_name(f"{path.stem}-{i + 1}.png")
+            tile.write_bytes(base64.b64decode(shot["data"]))
+            out.append(tile)
+        return out
 
     def close(self):
         self.ws.close()
@@ -130,7 +139,8 @@ def broken_links(tab: Page) -> list[str]:
 
 
 def screenshots(folder: Path, base: str | None = None) -> list[Path]:
-    """Write ``<folder>/screens/<page>.png`` for the index and the fig2/tab2/fig3 pages (those present)."""
+    """Write ``<folder>/screens/<page>.png`` (and ``<page>-2.png``, ... for a tall page) for the index and the
+    fig2/tab2/fig3 pages (those present)."""
     if base is None:
         with chromium() as started:
             return screenshots(folder, started)
@@ -139,7 +149,7 @@ def screenshots(folder: Path, base: str | None = None) -> list[Path]:
         html = folder / f"{name}.html"
         if html.exists():
             with page(base, html) as tab:
-                out.append(tab.screenshot(folder / "screens" / f"{name}.png"))
+                out += tab.screenshot(folder / "screens" / f"{name}.png")
     return out
 
 
@@ -177,6 +187,21 @@ def test_index_images_load_and_links_resolve(browser):
     assert not [i["src"] for i in images if i["width"] <= 0], "images that did not load"
 
 
+def test_index_opens_with_the_summary_and_shows_figures_at_most_at_natural_width(browser):
+    with page(browser, RESULTS / "index.html") as tab:
+        first = tab.evaluate("document.querySelector('h2') && document.querySelector('h2').id")
+        rows = tab.evaluate("Array.from(document.querySelectorAll('table.summary tbody tr')).map(r => r.cells.length)")
+        before = tab.evaluate("!!document.querySelector('table.summary') && "
+                              "!!(document.querySelector('table.summary').compareDocumentPosition(document.querySelector('section')) & 4)")
+        badges = tab.evaluate("Array.from(document.querySelectorAll('table.summary .badge')).map(b => b.textContent)")
+        images = tab.evaluate("Array.from(document.images).map(i => ({src: i.src, shown: i.clientWidth, natural: i.naturalWidth}))")
+    assert first == "summary", "the index must open with the claim -> verdict summary"
+    assert rows and set(rows) == {6} and before, "the summary table (artefact, claim, paper, ours, verdict, why) comes before the entries"
+    assert badges and set(badges) <= {"reproduced", "partly", "not reproduced", "no paper number"}
+    upscaled = [f"{i['src']}: {i['shown']} > {i['natural']} px" for i in images if i["shown"] > i["natural"]]
+    assert not upscaled, f"figures stretched beyond their natural width: {upscaled}"
+
+
 def test_rendered_pages_show_their_figure_and_nothing_they_should_not(browser):
     pages = sorted(RESULTS.glob("*.html"))
     assert len(pages) > 1
@@ -201,13 +226,21 @@ def test_page_checks_catch_what_they_look_for(tmp_path):
     assert page_problems(good) == []
 
 
-def test_screenshots_are_taken_at_reviewer_width(browser, tmp_path):
-    (tmp_path / "index.html").write_text("<!doctype html><body style='margin:0'><div style='height:2000px;background:#eee'>x</div></body>")
+def _size(png: Path) -> tuple[int, int]:
+    header = png.read_bytes()[16:24]  # PNG IHDR: width, height (big-endian)
+    return int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big")
+
+
+def test_screenshots_are_taken_at_reviewer_width_and_cover_the_whole_page(browser, tmp_path):
+    tall = MAX_HEIGHT + 3000
+    (tmp_path / "index.html").write_text(f"<!doctype html><body style='margin:0'><div style='height:{tall}px;background:#eee'>x</div></body>")
     (tmp_path / "tab2_extrapolation_correlation.html").write_text("<p>table</p>")
+    (tmp_path / "screens").mkdir()
+    (tmp_path / "screens" / "index-3.png").write_bytes(b"stale")
     shots = screenshots(tmp_path, browser)
-    assert [s.name for s in shots] == ["index.png", "tab2_extrapolation_correlation.png"]
-    header = shots[0].read_bytes()[16:24]  # PNG IHDR: width, height (big-endian)
-    assert int.from_bytes(header[:4], "big") == WIDTH and int.from_bytes(header[4:], "big") >= 2000
+    assert [s.name for s in shots] == ["index.png", "index-2.png", "tab2_extrapolation_correlation.png"]
+    assert _size(shots[0]) == (WIDTH, MAX_HEIGHT) and _size(shots[1]) == (WIDTH, tall - MAX_HEIGHT)
+    assert not (tmp_path / "screens" / "index-3.png").exists(), "a tile of an earlier, longer capture was left behind"
 
 
 if __name__ == "__main__":
