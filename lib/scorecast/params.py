@@ -48,6 +48,9 @@ DEFAULT_EXPERIMENT = {
     "retrain": {"epochs": 20, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-3, "schedule": "onecycle"},
     "attack": {"eps": 8 / 255, "step": 2 / 255, "steps": 10},
     "eval_attack_steps": 20,
+    # adversarial paradigm: robust accuracy under AutoAttack (scorecast.robust) on the first this many
+    # test images beside PGD; None: PGD only
+    "eval_autoattack_samples": None,
     "device": "auto",
 }
 
@@ -64,6 +67,7 @@ EXPERIMENT_SCHEMA = {
     "retrain": _RECIPE,
     "attack": {"eps": float, "step": float, "steps": int, "random_start": bool},
     "eval_attack_steps": int,
+    "eval_autoattack_samples": (int, type(None)),
     "device": str,
 }
 PARADIGMS = ("supervised", "adversarial")
@@ -75,6 +79,7 @@ _MINIMUM = {
     "retrain": {"weight_decay": 0, "momentum": 0},
     "record": {"trajectory_length": 1},
     "eval_attack_steps": 1,
+    "eval_autoattack_samples": 1,
 }
 _MINIMUM["test_data"] = _MINIMUM["data"]
 # values that must stay below a bound (exclusive), by block

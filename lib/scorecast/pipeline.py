@@ -215,7 +215,8 @@ class Pipeline(ScoreStages):
     def retrain(self, score_values: np.ndarray, rate: float, seed: int, class_balanced: bool = False) -> dict:
         """Prune ``rate`` of the samples by ``score_values`` (n,), retrain from scratch, evaluate.
 
-        Returns prune.retrain_and_evaluate's dict (top1, top5, robust_top1, n_kept, seconds)."""
+        Returns prune.retrain_and_evaluate's dict (top1, top5, robust_top1, n_kept, seconds; autoattack_top1
+        when the adversarial experiment sets ``eval_autoattack_samples``)."""
         kept = prune.select(score_values, rate, self.labels, class_balanced)
         recipe = Recipe(**self.experiment["retrain"])
         robust = None if self.attack is None else PGD(self.attack.eps, self.attack.step, self.experiment["eval_attack_steps"])
@@ -230,8 +231,13 @@ class Pipeline(ScoreStages):
             "seed": seed,
         }
 
+        autoattack = self.experiment["eval_autoattack_samples"] if self.attack is not None else None
+        if autoattack is not None:  # only then: other runs keep their cache keys
+            config["autoattack"] = {"samples": autoattack, "eps": robust.eps, "version": "standard without FAB-T"}
+
         def compute(folder: Path) -> dict:
-            return prune.retrain_and_evaluate(self.model_name, self.train_set, self.test_set, kept, recipe, seed, self.attack, robust, self.device)
+            return prune.retrain_and_evaluate(self.model_name, self.train_set, self.test_set, kept, recipe, seed, self.attack, robust, self.device,
+                                              autoattack)
 
         return self.cache.get("retrain", STAGE_VERSIONS["retrain"], config, compute).info
 
@@ -247,6 +253,7 @@ class Pipeline(ScoreStages):
             rows.append({
                 "scorer": scorer.name, "method": method.title(), "fraction": None if method.direct else fraction,
                 "rate": rate, "seed": seed, "top1": out["top1"], "top5": out["top5"], "robust_top1": out["robust_top1"],
+                **({"autoattack_top1": out["autoattack_top1"]} if "autoattack_top1" in out else {}),
                 **{f"{phase}_seconds": result.seconds.get(phase, 0.0) for phase in PHASES},
                 "final_training_seconds": out["train_seconds"], "class_balanced": class_balanced,
                 "scorer_spec": scorer, "method_spec": method,

@@ -13,6 +13,7 @@ import numpy as np
 from .data import ImageDataset
 from .metrics import topk_accuracy
 from .models import build_model
+from .robust import autoattack_accuracy
 from .train import PGD, Recipe, predict, train
 from .validation import ScorecastError, as_finite_vector, as_label_vector, check_rate
 
@@ -57,12 +58,16 @@ def retrain_and_evaluate(
     attack: PGD | None = None,
     robust_attack: PGD | None = None,
     device: str = "auto",
+    autoattack_samples: int | None = None,
 ) -> dict:
     """Train ``model_name`` from scratch on ``train_set[kept]`` and evaluate on ``test_set``.
 
     kept: (m,) dataset positions (e.g. from :func:`select`). ``attack`` makes the retraining
-    adversarial; ``robust_attack`` (e.g. PGD-20) adds robust accuracy on the test set.
-    Returns {"top1", "top5", "robust_top1" (or None), "n_kept", "train_seconds", "eval_seconds"}.
+    adversarial; ``robust_attack`` (e.g. PGD-20) adds robust accuracy on the test set, and
+    ``autoattack_samples`` robust accuracy under AutoAttack at the same radius on the first that many
+    test images (:func:`scorecast.robust.autoattack_accuracy`).
+    Returns {"top1", "top5", "robust_top1" (or None), "n_kept", "train_seconds", "eval_seconds"}, plus
+    "autoattack_top1" with ``autoattack_samples``.
     """
     model = build_model(model_name, train_set.num_classes, train_set.in_channels, seed=seed)
     start = time.perf_counter()
@@ -71,11 +76,14 @@ def retrain_and_evaluate(
     start = time.perf_counter()
     clean, adv = predict(model, test_set, device=device, attack=robust_attack, seed=seed, amp=recipe.amp, channels_last=recipe.channels_last)
     labels = test_set.labels.numpy()
-    return {
+    out = {
         "top1": topk_accuracy(clean.numpy(), labels, 1),
         "top5": topk_accuracy(clean.numpy(), labels, 5),
         "robust_top1": None if adv is None else topk_accuracy(adv.numpy(), labels, 1),
         "n_kept": int(len(kept)),
         "train_seconds": train_seconds,
-        "eval_seconds": time.perf_counter() - start,
     }
+    if autoattack_samples is not None:
+        eps = (robust_attack or attack or PGD()).eps
+        out["autoattack_top1"] = autoattack_accuracy(model, test_set, autoattack_samples, eps, seed=seed)
+    return {**out, "eval_seconds": time.perf_counter() - start}
