@@ -1,5 +1,6 @@
 """Every notebook has a parameter file in every tier whose keys equal its `parameters` cell and
-pass the library's validation; the cell itself holds literals only. Variant files
+pass the library's validation (``output_dir`` aside: the batch, not the file, chooses where results
+go); the cell itself holds literals only. Variant files
 (``<notebook>--<variant>.yaml``, a second setting of the same artefact) obey the same rule."""
 
 import ast
@@ -28,6 +29,11 @@ def _parameters_cell(notebook: Path) -> dict:
     return values
 
 
+def _file_keys(notebook: Path) -> set[str]:
+    """The keys a parameter file of ``notebook`` must hold: its parameters cell's, less ``output_dir``."""
+    return set(_parameters_cell(notebook)) - {"output_dir"}
+
+
 def test_every_notebook_is_found_and_no_parameter_file_is_orphaned():
     assert len(NOTEBOOKS) == 17  # 16 paper/appendix/beyond artefacts + quickstart
     names = {p.stem for p in NOTEBOOKS}
@@ -47,14 +53,14 @@ def test_tier_file_matches_parameters_cell(notebook, tier):
     path = ROOT / "params" / tier / f"{notebook.stem}.yaml"
     assert path.exists(), f"{notebook.stem} has no parameter file for the {tier} tier"
     params = load_params(path)
-    assert set(params) == set(_parameters_cell(notebook)), f"{path.name}: keys differ from the notebook's parameters cell"
+    assert set(params) == _file_keys(notebook), f"{path.name}: keys differ from the notebook's parameters cell"
 
 
 @pytest.mark.parametrize("path", VARIANTS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_variant_file_matches_its_notebook(path):
     notebook = ROOT / "notebooks" / f"{path.stem.split('--')[0]}.ipynb"
     params = load_params(path)
-    assert set(params) == set(_parameters_cell(notebook)), f"{path.name}: keys differ from {notebook.name}'s parameters cell"
+    assert set(params) == _file_keys(notebook), f"{path.name}: keys differ from {notebook.name}'s parameters cell"
     validate_notebook_params(params, str(path))
 
 

@@ -651,7 +651,8 @@ def _memory_mapped(name: str, split: str, root, download: bool, options: dict, f
     labels.npy, classes.txt, source.json naming what was converted and the size and modification
     time of every source file, :func:`_source_state`), part by part for :data:`STREAMS` datasets;
     later calls only map the file. A folder converted from another source, with other options, or
-    whose source files changed since (a replaced train.npz) is refused rather than reused.
+    whose source files changed since (a replaced train.npz, a new file) is refused rather than
+    reused; source files deleted after the conversion are not a change, so the originals can go.
     """
     target = Path(folder).expanduser() / f"{name}-{split}"
     if target.exists() and not target.is_dir() or Path(folder).expanduser().is_file():
@@ -667,8 +668,11 @@ def _memory_mapped(name: str, split: str, root, download: bool, options: dict, f
         raise ScorecastError(f"data.mmap: {str(target / 'source.json')!r} is damaged ({err}); delete {str(target)!r} to convert the split again") from err
     if found != json.loads(json.dumps(source)):
         raise ScorecastError(f"data.mmap: {str(target)!r} holds a conversion of {found}, not of {source}; delete that folder or set another data.mmap")
-    now = _source_state(name, root, split)
-    if state != now:
+    try:
+        now = _source_state(name, root, split)
+    except ScorecastError:  # the source files were deleted once converted (as one does with ImageNet's batches)
+        now = {}
+    if state is None or {f: v for f, v in now.items() if f not in state or state[f] != v}:
         raise ScorecastError(f"data.mmap: the source of {str(target)!r} changed since it was converted ({_changed(state, now)}), so the "
                              f"memory map would serve the old images; delete {str(target)!r} to convert the split again")
     try:
