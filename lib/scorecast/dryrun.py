@@ -18,7 +18,7 @@ the paper's:
 - ``scoring.epochs`` (and a scorer's own ``scoring.epochs``, TURTLE's ``epochs``) -> the fewest the
   run's scorers accept: the largest scorer ``window`` (+2 for DU's ``variant: reference``) or
   ``record.trajectory_length``; ``retrain.epochs`` -> 1;
-- PGD steps (``attack.steps``, ``eval_attack_steps``) -> 1;
+- PGD steps (``attack.steps``, ``eval_attack_steps``) -> 1; ``eval_autoattack_samples`` -> 2;
 - ``seeds`` -> the first seed;
 - ``data.root`` / ``test_data.root`` -> the generated folders, and a ``data.mmap`` folder -> one per
   generated dataset under ``<scratch>/mmap/`` (the first run converts, later runs map it); ``data.limit`` -> the fewest training
@@ -213,6 +213,8 @@ def shrink(params: dict, experiment: dict, data: dict[str, Path], scratch: Path,
     if experiment.get("paradigm") == "adversarial":
         experiment["attack"]["steps"] = 1
         experiment["eval_attack_steps"] = 1
+        if experiment.get("eval_autoattack_samples") is not None:
+            experiment["eval_autoattack_samples"] = 2
     params["seeds"] = params.get("seeds", [0])[:1]
 
     for part in ("data", "test_data"):
