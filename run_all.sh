@@ -50,11 +50,10 @@ fi
 export PYTHONHASHSEED=0 SCORECAST_QUIET=1 MPLBACKEND=Agg
 # Every tier pins its torch thread count: the count changes floating-point reduction order (and so
 # the numbers), the cache keys include it, and results/<tier>/provenance.json records it.
-# smoke and the tests: 1 (what the stored outputs were made with); cpu: 2 (the 2-core reference
-# machine); paper: 8 (data loading and GPU feeding). SCORECAST_THREADS overrides, and is recorded.
-case "$tier" in smoke) threads=1 ;; cpu) threads=2 ;; paper) threads=8 ;; esac
-[ "$tests" = 1 ] || [ "$dry_run" = 1 ] && threads=1   # the dry run is a CPU check
-threads=${SCORECAST_THREADS:-$threads}
+# The counts are scorecast.provenance.TIER_THREADS (hand runs of a tier's notebooks use them too);
+# SCORECAST_THREADS overrides, and is recorded. The tests re-execute the stored smoke notebooks at the
+# count their provenance.json records, whatever SCORECAST_THREADS says (see below).
+threads=$("$PY" -m scorecast.provenance threads "$([ "$dry_run" = 1 ] && echo smoke || echo "$tier")") || exit 2  # the dry run is a CPU check
 export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
 
 # ---------------------------------------------------------------- executing a notebook
@@ -143,8 +142,9 @@ if [ "$tests" = 1 ]; then
   # table within the tolerance of its quantity (tests/tolerances.yaml, measured across CPUs).
   fresh=$(mktemp -d)
   "$PY" tests/compare_results.py prepare results/smoke "$fresh" >/dev/null
-  echo "== nbval: re-execute the results/smoke notebooks (copies, from an empty cache)"
-  SCORECAST_ROOT="$ROOT" SCORECAST_CACHE="$fresh/cache" "$PY" -m pytest -q -p no:cacheprovider --rootdir "$fresh" --nbval "$fresh"/notebooks/*.ipynb \
+  stored=$("$PY" -m scorecast.provenance stored-threads results/smoke) || exit 1
+  echo "== nbval: re-execute the results/smoke notebooks (copies, from an empty cache, at the $stored torch thread(s) they were made with)"
+  SCORECAST_ROOT="$ROOT" SCORECAST_CACHE="$fresh/cache" OMP_NUM_THREADS=$stored MKL_NUM_THREADS=$stored "$PY" -m pytest -q -p no:cacheprovider --rootdir "$fresh" --nbval "$fresh"/notebooks/*.ipynb \
     --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 900
   echo "== stored numbers: fresh tables against results/smoke within measured tolerances"
   "$PY" tests/compare_results.py check results/smoke "$fresh"

@@ -12,7 +12,7 @@ import yaml
 
 from scorecast import data as data_module
 from scorecast.data import load_dataset
-from scorecast.params import check_file, load_params, validate_experiment, validate_notebook_params
+from scorecast.params import PARAMETERS_CELL, check_file, load_params, validate_experiment, validate_notebook_params
 from scorecast.pipeline import Pipeline
 from scorecast.validation import ScorecastError
 
@@ -160,6 +160,8 @@ def test_parameter_files_refuse_duplicates_empty_files_unknown_notebooks_and_mis
     (tmp_path / "q.yaml").write_text(yaml.safe_dump({"methods": [{"name": "gnn", "k": 10}]}))
     with pytest.raises(ScorecastError, match=r"q.yaml: methods must include a 'knn' entry: quickstart.ipynb shows"):
         check_file("notebooks/quickstart.ipynb", tmp_path / "q.yaml")
+    with pytest.raises(ScorecastError, match=r"parameters cell: methods must include a 'knn' entry: tab3_unsupervised.ipynb"):
+        validate_notebook_params({"methods": [{"name": "gnn", "k": 10}]}, PARAMETERS_CELL, "tab3_unsupervised")  # a hand run
     with pytest.raises(ScorecastError, match=r"no notebook 'notebooks/quickstar.ipynb' .*\(did you mean 'quickstart'\?\)"):
         check_file("notebooks/quickstar.ipynb", tmp_path / "q.yaml")
 

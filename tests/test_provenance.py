@@ -1,10 +1,16 @@
-"""Stored smoke outputs must come from the current code (the staleness check)."""
+"""Stored smoke outputs must come from the current code (the staleness check) and one thread count;
+each tier's thread count holds for hand runs as for run_all.sh."""
 
 import json
 import shutil
 from pathlib import Path
 
+import pytest
+import torch
+
+from scorecast import provenance
 from scorecast.provenance import PROVENANCE, code_hash
+from scorecast.validation import ScorecastError
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "results" / "smoke"
@@ -46,3 +52,46 @@ def test_code_hash_moves_with_the_library_and_the_parameters_but_not_with_output
     scores.write_text(scores.read_text() + "\n")
     assert code_hash("smoke", tmp_path) != after_params
     assert code_hash("cpu", tmp_path) != code_hash("smoke", tmp_path)
+
+
+# ---------------------------------------------------------------- one thread count per tier, hand runs included
+
+
+def test_tier_of_an_experiment_path():
+    assert provenance.tier_of("params/cpu/experiment.yaml") == "cpu"
+    assert provenance.tier_of(ROOT / "params" / "smoke" / "experiment_adversarial.yaml") == "smoke"
+    assert provenance.tier_of("elsewhere/cpu/experiment.yaml") is None
+    assert provenance.tier_of({"data": {"name": "digits"}}) is None
+
+
+def test_tier_threads_and_their_override(monkeypatch):
+    monkeypatch.delenv("SCORECAST_THREADS", raising=False)
+    assert [provenance.tier_threads(t) for t in ("smoke", "cpu", "paper")] == [1, 2, 8]
+    monkeypatch.setenv("SCORECAST_THREADS", "3")
+    assert provenance.tier_threads("cpu") == 3
+    monkeypatch.setenv("SCORECAST_THREADS", "0")
+    with pytest.raises(ScorecastError, match="SCORECAST_THREADS='0' must be a positive whole number"):
+        provenance.tier_threads("cpu")
+
+
+def test_a_hand_run_uses_its_tiers_thread_count_and_a_batch_run_keeps_its_own(monkeypatch):
+    monkeypatch.delenv("SCORECAST_THREADS", raising=False)
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # a Jupyter kernel: all cores unless told
+        provenance.use_tier_threads("params/cpu/experiment.yaml")
+        assert torch.get_num_threads() == 2
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")  # run_all.sh exports the tier's count itself
+        provenance.use_tier_threads("params/paper/experiment.yaml")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_stored_thread_count_is_one_count(tmp_path):
+    assert provenance.stored_threads(SMOKE) == 1
+    (tmp_path / PROVENANCE).write_text(json.dumps({"a": {"threads": 1}, "b": {"threads": 2}}))
+    with pytest.raises(ScorecastError, match=r"mixes thread counts \[1, 2\]"):
+        provenance.stored_threads(tmp_path)
+    with pytest.raises(ScorecastError, match="missing or damaged"):
+        provenance.stored_threads(tmp_path / "nowhere")

@@ -247,7 +247,11 @@ _NON_EMPTY = ("scorers", "methods", "rates", "fractions", "seeds", "k_grid", "pr
 PARAMETERS_CELL = "parameters cell"  # the source a notebook names when it checks its own parameters in its kernel
 
 
-def validate_notebook_params(params: dict, source: str) -> dict:
+# what a notebook's own code looks up in its parameters, beyond their schema: {notebook: {key: [method names]}}
+NOTEBOOK_NEEDS = {"quickstart": {"methods": ["knn"]}, "tab3_unsupervised": {"methods": ["knn"]}}
+
+
+def validate_notebook_params(params: dict, source: str, notebook: str | None = None) -> dict:
     """Check a notebook's parameters (from its YAML file or parameters cell) and build every scorer
     and method spec, so a bad value is refused before any data is loaded; returns ``params``.
 
@@ -257,9 +261,16 @@ def validate_notebook_params(params: dict, source: str) -> dict:
     rest before the run that needs them). When ``source`` is :data:`PARAMETERS_CELL` (a notebook
     checking its own parameters in its kernel), a parameter papermill injected (``papermill -p NAME
     VALUE``) that is not one of ``params`` (the notebook's parameters) is refused too: papermill
-    itself only warns."""
+    itself only warns. With the ``notebook``'s name, the methods its code looks up
+    (:data:`NOTEBOOK_NEEDS`) must be present."""
     if source == PARAMETERS_CELL:
         _check_injected(set(params))
+    for key, names in NOTEBOOK_NEEDS.get(notebook, {}).items():
+        given = [entry.get("name") for entry in params.get(key, []) if isinstance(entry, dict)]
+        for name in names:
+            if key in params and name not in given:
+                raise ScorecastError(f"{source}: {key} must include a {name!r} entry: {notebook}.ipynb shows its {name} results "
+                                     f"(given: {given})")
     _check_mapping(params, NOTEBOOK_KEYS, "", source)
     experiment = validate_experiment(params["experiment"], source) if "experiment" in params else validate_experiment({}, source)
     for key in _NON_EMPTY:
@@ -450,10 +461,6 @@ def parameters_cell_keys(notebook: str | Path) -> set[str]:
     return names
 
 
-# what a notebook's own code looks up in its parameters, beyond their schema: {notebook: {key: [method names]}}
-NOTEBOOK_NEEDS = {"quickstart": {"methods": ["knn"]}, "tab3_unsupervised": {"methods": ["knn"]}}
-
-
 def check_file(notebook: str | Path, path: str | Path) -> dict:
     """Validate the parameter file ``path`` for ``notebook``: every key must be one of the notebook's
     parameters (papermill would only warn), every value valid, and the methods the notebook's code
@@ -468,14 +475,7 @@ def check_file(notebook: str | Path, path: str | Path) -> dict:
     for key in values:
         if key not in allowed:
             raise ScorecastError(f"{path}: {key!r} is not a parameter of {notebook.name}{did_you_mean(key, allowed)}; its parameters: {sorted(allowed)}")
-    validate_notebook_params(values, str(path))
-    for key, names in NOTEBOOK_NEEDS.get(notebook.stem, {}).items():
-        given = [entry.get("name") for entry in values.get(key, []) if isinstance(entry, dict)]
-        for name in names:
-            if key in values and name not in given:
-                raise ScorecastError(f"{path}: {key} must include a {name!r} entry: {notebook.name} shows its {name} results "
-                                     f"(given: {given})")
-    return values
+    return validate_notebook_params(values, str(path), notebook.stem)
 
 
 def main(argv: list[str]) -> int:

@@ -38,6 +38,7 @@ import torch
 
 from . import metrics, prune, scores, unsupervised
 from .cache import Cache
+from .provenance import use_tier_threads
 from .data import ImageDataset, check_test_split, random_subset
 from .models import build_model
 from .params import check_unsupervised_options, validate_experiment
@@ -71,7 +72,8 @@ def final_fit(run: Run) -> float:
 class Pipeline(ScoreStages):
     """All stages of one experiment config, sharing one artefact cache."""
 
-    def __init__(self, experiment: dict, cache_root: str | Path | None = None):
+    def __init__(self, experiment: dict | str | Path, cache_root: str | Path | None = None):
+        use_tier_threads(experiment)  # a hand run of params/<tier>/... uses that tier's thread count, as run_all.sh does
         self.experiment = validate_experiment(experiment)
         self.cache = Cache(cache_root)
         self.model_name = self.experiment["model"]
