@@ -71,6 +71,18 @@ class Artefact:
     headline: tuple[Ours | Callable[[Path], list[str]], ...] = ()  # ours in the summary row (default: ours)
 
 
+def _scale_gaps(csv: Path) -> list[str]:
+    """Per training-set size of the scale study's ``csv``: kNN DU (20 % subset) minus random at rate 0.7,
+    paired per seed (mean ± std over seeds)."""
+    from .claims import paired_differences
+
+    table = pd.read_csv(csv)
+    top1 = table[table["top1"].notna() & table["rate"].eq(0.7)]
+    gaps = paired_differences(top1, [("knn(k=10) @ 0.2", "random")], "top1")
+    return [f"kNN 20 % minus random at 70 %, {size / 1000:g}k images: {part['difference'].mean():+.3f} ± {part['difference'].std():.3f}"
+            for size, part in gaps.groupby("train_size")]
+
+
 def _knn(fraction: float) -> dict:
     return {"scorer": "du", "method": "knn(k=10)", "fraction": fraction}
 
@@ -221,7 +233,7 @@ ARTEFACTS: tuple[Artefact, ...] = (
              claim="larger subsets extrapolate better"),
     Artefact("app_scale", "Appendix",
              "The scale study: unpruned accuracy, extrapolation fidelity and pruning against random at several training-set sizes.",
-             "no scale study; Spearman 0.35 (ImageNet-64, DU, 20 %) as the reference",
+             "no scale study; Spearman 0.35 (ImageNet-64, DU, 20 %) as the reference", (_scale_gaps,),
              claim="how fidelity and pruning change with the training-set size"),
     Artefact("beyond_calibration", "Beyond the paper",
              "Rank calibration of extrapolated scores against oversmoothing: spread, correlation and accuracy.", None,
@@ -333,6 +345,8 @@ def regime(tier: str, run: str, csv: Path | None = None) -> str:
     experiment = yaml.safe_load((project_root() / settings["experiment"]).read_text())
     limit = experiment["data"].get("limit")
     data = f"{limit:,} {experiment['data']['name']} images" if limit else f"{experiment['data']['name']} data"
+    if "sizes" in settings:  # the scale study: its sizes replace data.limit
+        data = f"{experiment['data']['name']} samples of {', '.join('all' if n is None else f'{n:,}' for n in settings['sizes'])} images"
     seeds = len(settings.get("seeds", [0]))
     if csv is not None and csv.exists() and "n_seeds" in (table := pd.read_csv(csv)):
         seeds = int(table["n_seeds"].max())
@@ -573,6 +587,8 @@ def tiers_table(notebook: str) -> _Markdown:
         settings = yaml.safe_load(path.read_text())
         experiment = yaml.safe_load((project_root() / settings["experiment"]).read_text())
         data = experiment["data"]["name"] + (f", {experiment['data']['limit']:,} samples" if experiment["data"].get("limit") else "")
+        if "sizes" in settings:  # the scale study replaces data.limit by its sizes (None: every image)
+            data = experiment["data"]["name"] + ", sizes " + ", ".join("all" if n is None else f"{n:,}" for n in settings["sizes"])
         listed = lambda key: ", ".join(f"{v:g}" for v in settings[key]) if key in settings else "-"
         rows.append(f"| {tier} | {data} | {experiment['model']} | {experiment['scoring']['epochs']} / {experiment['retrain']['epochs']} "
                     f"| {listed('fractions')} | {listed('rates')} | {len(settings.get('seeds', [0]))} |")
