@@ -115,11 +115,21 @@ def test_mini_batch_gnn_bad_options(option):
 
 
 def test_memory_mapped_places365_streams_in_parts(tmp_path, monkeypatch):
+    from scorecast.data import places365
+    from scorecast.data.folders import decode_images
     from scorecast.dryrun import write_places365
 
     write_places365(tmp_path / "places", n_train=9, n_test=2, present=3)
-    monkeypatch.setattr(D, "PLACES_PART", 4)  # 9 images in parts of 4, 4, 1
+    decoded = []  # images per decode call
+
+    def decode(paths, resize):
+        decoded.append(len(paths))
+        return decode_images(paths, resize)
+
+    monkeypatch.setattr(places365, "PLACES_PART", 4)  # 9 images in parts of 4, 4, 1
+    monkeypatch.setattr(places365, "decode_images", decode)
     memory = D.load_dataset("places365", "train", tmp_path / "places", resize=72)
     mapped = D.load_dataset("places365", "train", tmp_path / "places", resize=72, mmap=tmp_path / "mm")
+    assert decoded == [9, 4, 4, 1]
     assert mapped.images.shape == (9, 3, 72, 72)
     assert torch.equal(memory.images, mapped.images) and torch.equal(memory.labels, mapped.labels)
