@@ -27,6 +27,7 @@ import yaml
 
 from . import registry, scores, specs, unsupervised
 from .paths import resolve
+from .recipe import Recipe
 from .specs import RECIPE_SCHEMA, check_encoder
 from .validation import ScorecastError, check_mapping as _check_mapping, did_you_mean, type_ok as _type_ok
 
@@ -54,17 +55,16 @@ DEFAULT_EXPERIMENT = {
     "device": "auto",
 }
 
-_RECIPE = RECIPE_SCHEMA
 _DATA = {"name": str, "root": (str, type(None)), "download": bool, "resize": int, "crop": int, "pad": int, "flip": bool, "num_classes": int, "limit": int, "mmap": (str, type(None))}
 EXPERIMENT_SCHEMA = {
     "data": _DATA,
     "test_data": (dict, type(None)),
     "model": str,
     "paradigm": str,
-    "scoring": _RECIPE,
+    "scoring": RECIPE_SCHEMA,
     "record": {"source": str, "trajectory": str, "trajectory_length": int},
     "subset_length": str,
-    "retrain": _RECIPE,
+    "retrain": RECIPE_SCHEMA,
     "attack": {"eps": float, "step": float, "steps": int, "random_start": bool},
     "eval_attack_steps": int,
     "eval_autoattack_samples": (int, type(None)),
@@ -206,7 +206,7 @@ def validate_experiment(experiment: dict | str, source: str = "experiment") -> d
     if merged["device"] != "auto" and merged["device"] != "cpu" and not merged["device"].startswith("cuda"):
         raise ScorecastError(f"{source}: experiment.device={merged['device']!r}; allowed: 'auto', 'cpu', 'cuda' or 'cuda:<n>'")
     # the training objects check their own values; name the file and the block on failure
-    from .train import PGD, Recipe, RecordSpec
+    from .train import PGD, RecordSpec
 
     checks = {"scoring": lambda: Recipe(**merged["scoring"]), "retrain": lambda: Recipe(**merged["retrain"]),
               "record": lambda: RecordSpec(merged["record"]["source"]), "attack": lambda: PGD(**merged["attack"])}
@@ -418,8 +418,6 @@ def _check_injected(defined: set[str]) -> None:
 
 
 def _build_recipe(values: dict, where: str) -> None:
-    from .train import Recipe
-
     try:
         Recipe(**values)
     except ScorecastError as err:

@@ -41,11 +41,12 @@ from .cache import Cache
 from .data import ImageDataset, check_test_split, random_subset
 from .models import build_model
 from .params import check_unsupervised_options, validate_experiment
+from .recipe import Recipe
 from .registry import method_label
 from .shared import ScoreStages, summarise
 from .specs import ScorerSpec
 from .stages import PHASES, STAGE_VERSIONS, Run, ScoreResult, TurtleRun, digest, load_split
-from .train import PGD, Dynamics, Recipe, RecordSpec, embed, train, view_softmax
+from .train import PGD, Dynamics, RecordSpec, embed, train, view_softmax
 from .validation import ScorecastError, check_choice, check_positive_int, check_seed
 
 __all__ = ["PHASES", "STAGE_VERSIONS", "Pipeline", "Run", "ScoreResult", "TurtleRun", "UnsupervisedPipeline", "method_label", "summarise"]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from .proxy import FEATURES
-from .train import Recipe
+from .recipe import recipe_schema
 from .validation import ScorecastError, check_mapping, did_you_mean
 
 spec = dataclass(frozen=True, eq=False)  # equality and hash come from Spec (type + options as written)
@@ -159,10 +159,7 @@ def check_encoder(encoder: dict, where: str) -> None:
 
 _GIVEN = dataclasses.field(default_factory=dict, repr=False)
 VIEWS = ("clean", "adv")
-# the types of the fields of a Recipe: experiment.scoring, experiment.retrain and a scorer's scoring overrides
-RECIPE_SCHEMA = {"epochs": int, "batch_size": int, "optimizer": str, "lr": float, "weight_decay": float, "momentum": float, "nesterov": bool,
-                 "schedule": str, "label_smoothing": float, "amp": (str, bool), "channels_last": (str, bool), "compile": bool}
-assert set(RECIPE_SCHEMA) == {f.name for f in dataclasses.fields(Recipe)}, "RECIPE_SCHEMA must list every Recipe field"
+RECIPE_SCHEMA = recipe_schema()  # experiment.scoring, experiment.retrain and a scorer's scoring overrides
 
 
 # ============================================================================ scorers
