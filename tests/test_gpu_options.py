@@ -47,9 +47,10 @@ def test_auto_is_off_on_the_cpu_and_on_with_cuda(monkeypatch):
     assert (cpu.amp, cpu.channels_last, cpu.compile) == (False, False, False)
     assert execution("cpu", amp=True, channels_last=True).amp
     monkeypatch.setattr(train_module, "resolve_device", lambda device: torch.device("cuda"))
-    gpu = Recipe(epochs=1).execution("cuda")
+    recipe = Recipe(epochs=1)
+    gpu = execution("cuda", recipe.amp, recipe.channels_last, recipe.compile)
     assert (gpu.amp, gpu.channels_last, gpu.compile) == (True, True, False)
-    assert Recipe(epochs=1, amp=False, channels_last=False).execution("cuda").amp is False
+    assert execution("cuda", amp=False, channels_last=False).amp is False
 
 
 def test_defaults_give_the_run_with_every_option_off(digits, tmp_path):

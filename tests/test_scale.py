@@ -85,10 +85,10 @@ def test_whole_graph_forward_equals_pyg_gcn():
     Z, _, _, graph = _smooth_problem(300)
     x, dims = torch.from_numpy(Z), [8, 16, 8, 1]
     torch.manual_seed(0)
-    ours = E._BlockStack(dims, 0.5, E._SampledGCNLayer).eval()
-    pyg = E._Stack(dims, 0.5, E._gcn_conv).eval()
+    ours = E.graph._BlockStack(dims, 0.5, E.graph._SampledGCNLayer).eval()
+    pyg = E.graph._Stack(dims, 0.5, E.graph._gcn_conv).eval()
     pyg.load_state_dict(ours.state_dict())
-    sources, weights = E._normalised_edges(graph, 10)
+    sources, weights = E.graph._normalised_edges(graph, 10)
     with torch.no_grad(), torch.sparse.check_sparse_tensor_invariants(False):
         expected = pyg(x, graph.adjacency(10))
         got = ours(x, [(torch.from_numpy(sources), torch.from_numpy(weights))])

@@ -7,12 +7,12 @@ import typing
 
 import pytest
 
-from scorecast import extrapolate, proxy, scores, specs
+from scorecast import extrapolate, proxy, scores
 from scorecast.params import validate_notebook_params
 from scorecast.registry import METHODS, SCORERS, build_method, build_scorer, method_label
 from scorecast.validation import ScorecastError
 
-SPEC_TYPES = [(build_scorer, t) for t, _ in SCORERS.values()] + [(build_method, t) for t, _ in METHODS.values()]
+SPEC_TYPES = [(build_scorer, t) for t in SCORERS.values()] + [(build_method, t) for t in METHODS.values()]
 OPTIONS = [(build, t, name) for build, t in SPEC_TYPES for name in t.options()]
 ids = [f"{t.name}.{name}" for _, t, name in OPTIONS]
 
@@ -78,7 +78,7 @@ def test_out_of_range_is_refused(build, spec_type, option):
 def test_defaults_build_and_every_name_is_registered(build, spec_type):
     spec = build({"name": spec_type.name}, "entry") if spec_type.name not in ("prototypes", "zcore") else build(_entry(spec_type), "entry")
     assert type(spec) is spec_type and spec.title() == spec_type.name
-    assert (SCORERS if build is build_scorer else METHODS)[spec_type.name][0] is spec_type
+    assert (SCORERS if build is build_scorer else METHODS)[spec_type.name] is spec_type
 
 
 def test_unknown_names_suggest_the_closest():
@@ -93,9 +93,9 @@ def _defaults(function, skip=()):
 
 
 @pytest.mark.parametrize("spec_type, function", [
-    (specs.KNN, extrapolate.knn), (specs.GNN, extrapolate.gnn), (specs.MLP, extrapolate.mlp),
-    (specs.DU, scores.dynamic_uncertainty), (specs.TDDS, scores.tdds), (specs.Forgetting, scores.forgetting),
-    (specs.ZCore, scores.zero_shot_coreset), (specs.Proxy, proxy.proxy_uncertainty), (specs.Hybrid, proxy.rank_average),
+    (METHODS["knn"], extrapolate.knn), (METHODS["gnn"], extrapolate.gnn), (METHODS["mlp"], extrapolate.mlp),
+    (SCORERS["du"], scores.dynamic_uncertainty), (SCORERS["tdds"], scores.tdds), (SCORERS["forgetting"], scores.forgetting),
+    (METHODS["zcore"], scores.zero_shot_coreset), (METHODS["proxy"], proxy.proxy_uncertainty), (METHODS["hybrid"], proxy.rank_average),
 ])
 def test_spec_defaults_match_the_library_functions(spec_type, function):
     """A spec's default is the value the pipeline passes, so it must equal the function's own default."""

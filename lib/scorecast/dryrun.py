@@ -49,13 +49,13 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from . import registry
 from .params import load_params, validate_experiment, validate_notebook_params
 from .paths import resolve
 from .validation import ScorecastError
 
 PAPER = "params/paper"
-VALIDATED_METHODS = ("gnn", "mlp", "stacked")  # hold out 10 % of the subset (>= 2 samples) for early stopping
-SUBSET_FOR_VALIDATION = 20  # ... and select_k_cv's folds
+SUBSET_FOR_VALIDATION = 20  # subset of a method that validates on part of it (10 %: >= 2 samples), and select_k_cv's folds
 CV_FOLDS = 5  # scorecast.extrapolate.select_k_cv's default: k is validated on 4/5 of the subset
 EXTRA_DATASET_NOTEBOOK = "quickstart"  # runs once more on each experiment file no notebook file uses
 
@@ -190,8 +190,9 @@ def _epochs_needed(params: dict, experiment: dict) -> int:
     """The fewest scoring epochs the run's scorers accept."""
     need = [experiment["record"]["trajectory_length"]]
     for scorer in params.get("scorers", []):
-        window = scorer.get("window", 10) if scorer["name"] in ("du", "tdds") else 1
-        need.append(window + (2 if scorer.get("variant") == "reference" else 0))
+        spec = registry.build_scorer(scorer)
+        window = getattr(spec, "window", 1)
+        need.append(window + (2 if getattr(spec, "variant", None) == "reference" else 0))
     return max(need)
 
 
@@ -225,7 +226,7 @@ def shrink(params: dict, experiment: dict, data: dict[str, Path], scratch: Path,
                 experiment[part]["mmap"] = str(scratch / "mmap" / GENERATED[key].folder)
     generated = GENERATED[dataset_key(experiment["data"])]
     fractions = params.get("fractions", [])
-    validated = "k_grid" in params or any(m["name"] in VALIDATED_METHODS for m in params.get("methods", []))
+    validated = "k_grid" in params or any(registry.build_method(m).validates for m in params.get("methods", []))
     smallest = SUBSET_FOR_VALIDATION if validated else 2
     needed = [generated.present, smallest, *(smallest / f for f in fractions), *(2 / (1 - r) for r in params.get("rates", []))]
     n = math.ceil(max(needed) - 1e-9)

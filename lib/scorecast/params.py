@@ -25,8 +25,9 @@ from pathlib import Path
 
 import yaml
 
-from . import registry, scores, specs, unsupervised
+from . import registry, scores, unsupervised
 from .paths import resolve
+from .recipe import Recipe
 from .specs import RECIPE_SCHEMA, check_encoder
 from .validation import ScorecastError, check_mapping as _check_mapping, did_you_mean, type_ok as _type_ok
 
@@ -54,17 +55,16 @@ DEFAULT_EXPERIMENT = {
     "device": "auto",
 }
 
-_RECIPE = RECIPE_SCHEMA
 _DATA = {"name": str, "root": (str, type(None)), "download": bool, "resize": int, "crop": int, "pad": int, "flip": bool, "num_classes": int, "limit": int, "mmap": (str, type(None))}
 EXPERIMENT_SCHEMA = {
     "data": _DATA,
     "test_data": (dict, type(None)),
     "model": str,
     "paradigm": str,
-    "scoring": _RECIPE,
+    "scoring": RECIPE_SCHEMA,
     "record": {"source": str, "trajectory": str, "trajectory_length": int},
     "subset_length": str,
-    "retrain": _RECIPE,
+    "retrain": RECIPE_SCHEMA,
     "attack": {"eps": float, "step": float, "steps": int, "random_start": bool},
     "eval_attack_steps": int,
     "eval_autoattack_samples": (int, type(None)),
@@ -206,7 +206,7 @@ def validate_experiment(experiment: dict | str, source: str = "experiment") -> d
     if merged["device"] != "auto" and merged["device"] != "cpu" and not merged["device"].startswith("cuda"):
         raise ScorecastError(f"{source}: experiment.device={merged['device']!r}; allowed: 'auto', 'cpu', 'cuda' or 'cuda:<n>'")
     # the training objects check their own values; name the file and the block on failure
-    from .train import PGD, Recipe, RecordSpec
+    from .train import PGD, RecordSpec
 
     checks = {"scoring": lambda: Recipe(**merged["scoring"]), "retrain": lambda: Recipe(**merged["retrain"]),
               "record": lambda: RecordSpec(merged["record"]["source"]), "attack": lambda: PGD(**merged["attack"])}
@@ -340,9 +340,9 @@ def _check_known_sizes(params: dict, experiment: dict, source: str) -> None:
 
 
 def _check_windows(params: dict, experiment: dict, source: str) -> None:
-    """Each scorer's window (and EL2N's epoch) against what its run records: DU reads every
-    recorded epoch (E = the scoring epochs, or TURTLE's epochs), TDDS and EL2N the softmax
-    trajectory (record.trajectory_length of them, first or last)."""
+    """Each scorer against what its run records (:meth:`~scorecast.specs.ScorerSpec.check_record`):
+    E epochs (the scoring epochs, or TURTLE's) and the softmax of record.trajectory_length of them
+    (first or last)."""
     record = experiment["record"]
     for i, entry in enumerate(params.get("scorers", [])):
         spec = registry.build_scorer(entry, f"{source}: scorers[{i}]")
@@ -353,25 +353,14 @@ def _check_windows(params: dict, experiment: dict, source: str) -> None:
             epochs = (spec.scoring or {}).get("epochs", experiment["scoring"]["epochs"])
             origin = f"scorers[{i}].scoring.epochs" if own else "experiment.scoring.epochs"
         trajectory = scores.trajectory_epochs(epochs, min(record["trajectory_length"], epochs), record["trajectory"])
-        if isinstance(spec, specs.DU):
-            needed = spec.window + (2 if spec.variant == "reference" else 0)
-            if needed > epochs:
-                extra = " (variant reference skips the first two)" if spec.variant == "reference" else ""
-                raise ScorecastError(f"{source}: scorers[{i}].window={spec.window} needs {needed} recorded epochs{extra}, but {origin} "
-                                     f"is {epochs}; use window <= {epochs - needed + spec.window} or train longer")
-        elif isinstance(spec, specs.TDDS) and spec.window > len(trajectory):
-            raise ScorecastError(f"{source}: scorers[{i}].window={spec.window} exceeds the {len(trajectory)} epochs of the recorded softmax "
-                                 f"trajectory (min(experiment.record.trajectory_length, {origin})); use window <= {len(trajectory)} "
-                                 "or record a longer trajectory")
-        elif isinstance(spec, specs.EL2N) and spec.epoch not in trajectory:
-            raise ScorecastError(f"{source}: scorers[{i}].epoch={spec.epoch} is not a recorded softmax epoch (recorded: {list(trajectory)}); "
-                                 "pick one of those or set experiment.record.trajectory: first")
+        spec.check_record(epochs, trajectory, origin, f"{source}: scorers[{i}]")
 
 
 def check_sizes(params: dict, n: int, source: str) -> None:
     """Checks of notebook ``params`` that need the number ``n`` of training samples: every rate
-    keeps a sample, and each method's k fits the smallest subset it
-    sees (m = round(fraction * n), as :func:`scorecast.data.random_subset` draws it)."""
+    keeps a sample, and each method fits the smallest subset it sees (its
+    :meth:`~scorecast.specs.MethodSpec.check_size`, m = round(fraction * n), as
+    :func:`scorecast.data.random_subset` draws it)."""
     for rate in params.get("rates", []):
         if int(round((1.0 - rate) * n)) < 1:
             raise ScorecastError(f"{source}: rates entry {rate!r} keeps no sample of the {n} training samples; use a rate below {1 - 0.5 / n:.4f}")
@@ -382,7 +371,7 @@ def check_sizes(params: dict, n: int, source: str) -> None:
             continue
         m = int(round(min(shares) * n))
         for i, entry in enumerate(params.get(key, [])):
-            check_method_size(registry.build_method(entry), m, n, f"{source}: {key}[{i}]", f"the smallest subset ({fraction_key} {min(shares)} of {n})")
+            registry.build_method(entry).check_size(m, n, f"{source}: {key}[{i}]", f"the smallest subset ({fraction_key} {min(shares)} of {n})")
     if "k_grid" in params and fractions:
         m = int(round(min(fractions) * n))
         limit = m - math.ceil(m / 5)
@@ -390,19 +379,6 @@ def check_sizes(params: dict, n: int, source: str) -> None:
             raise ScorecastError(f"{source}: k_grid entry {max(params['k_grid'])} exceeds {limit}, the smallest training fold of 5-fold "
                                  f"cross-validation on the smallest subset (fractions {min(fractions)} of {n} = {m} samples); "
                                  f"use k <= {limit} or larger fractions")
-
-
-def check_method_size(spec, m: int, n: int, where: str, subset: str) -> None:
-    """Raise when method ``spec`` cannot run on a subset of ``m`` of ``n`` samples (``subset``
-    describes it in the message): kNN's (or the hybrid's) k above m, every cross-validated ``ks``
-    above 80 % of m (those are skipped), a GNN's k above n - 1."""
-    if isinstance(spec, (specs.KNN, specs.Hybrid)) and not isinstance(spec.k, str) and spec.k > m:
-        raise ScorecastError(f"{where}.k={spec.k} exceeds {subset} = {m} samples, the neighbours kNN can use; use k <= {m}")
-    if isinstance(spec, specs.KNN) and isinstance(spec.k, str) and not any(k <= 0.8 * m for k in spec.ks):
-        raise ScorecastError(f"{where}.ks={list(spec.ks)}: k: {spec.k} tries only ks up to 80 % of {subset} = {m} samples "
-                             f"(<= {int(0.8 * m)}), and none is; add smaller ks")
-    if isinstance(spec, specs.GNN) and spec.k > n - 1:
-        raise ScorecastError(f"{where}.k={spec.k} exceeds the {n - 1} other samples each node of the kNN graph can link to; use k <= {n - 1}")
 
 
 def _check_injected(defined: set[str]) -> None:
@@ -429,8 +405,6 @@ def _check_injected(defined: set[str]) -> None:
 
 
 def _build_recipe(values: dict, where: str) -> None:
-    from .train import Recipe
-
     try:
         Recipe(**values)
     except ScorecastError as err:

@@ -10,8 +10,9 @@ Stages of :class:`Pipeline`:
 2. ``subset_scores(run, scorer)``: the scorer on the recorded dynamics, (m,) aligned to run.indices.
 3. ``embedding(run)``: penultimate features of ALL n samples from the trained model (eval mode,
    test transform), (n, d).
-4. ``scores_for(scorer, method, seed, fraction)``: the method from :mod:`scorecast.registry`
-   (full run, random, training-free, or extrapolation from a subset run) -> :class:`ScoreResult`.
+4. ``scores_for(scorer, method, seed, fraction)``: the method's spec (looked up in
+   :mod:`scorecast.registry`) runs itself: full run, random, training-free, or extrapolation from a
+   subset run -> :class:`ScoreResult`.
 5. ``retrain(scores, rate, seed)``: prune with ``prune.select``, retrain from scratch, evaluate.
 
 ``accuracy_table`` and ``fidelity_table`` produce the tidy tables (one row per scorer x method x
@@ -19,12 +20,14 @@ rate/fraction x seed) that notebooks plot from; each row also carries its ``scor
 ``method_spec``. Scorers and methods are plain mappings or specs (:mod:`scorecast.specs`).
 Shared by the paradigms: :mod:`scorecast.shared`.
 
-Experiment config (validated by :mod:`scorecast.params`)::
+Experiment config (validated and filled in from :data:`scorecast.params.DEFAULT_EXPERIMENT` by
+:func:`scorecast.params.validate_experiment`)::
 
     {"data": {"name": "digits", "root": None, ...}, "test_data": None, "model": "tiny_cnn",
      "paradigm": "supervised" | "adversarial", "scoring": Recipe fields, "record": {"source",
-     "trajectory", "trajectory_length"}, "retrain": Recipe fields, "attack": PGD fields,
-     "eval_attack_steps": 20, "device": "auto"}
+     "trajectory", "trajectory_length"}, "subset_length": "phase" | "steps" | "epochs",
+     "retrain": Recipe fields, "attack": PGD fields, "eval_attack_steps": 20,
+     "eval_autoattack_samples": None, "device": "auto"}
 """
 
 from __future__ import annotations
@@ -42,11 +45,12 @@ from .provenance import use_tier_threads
 from .data import ImageDataset, check_test_split, random_subset
 from .models import build_model
 from .params import check_unsupervised_options, validate_experiment
+from .recipe import Recipe
 from .registry import method_label
 from .shared import ScoreStages, summarise
-from .specs import ScorerSpec
+from .specs import VIEWS, ScorerSpec
 from .stages import PHASES, STAGE_VERSIONS, Run, ScoreResult, TurtleRun, digest, load_split
-from .train import PGD, Dynamics, Recipe, RecordSpec, embed, train, view_softmax
+from .train import PGD, Dynamics, RecordSpec, embed, train, view_softmax
 from .validation import ScorecastError, check_choice, check_positive_int, check_seed
 
 __all__ = ["PHASES", "STAGE_VERSIONS", "Pipeline", "Run", "ScoreResult", "TurtleRun", "UnsupervisedPipeline", "method_label", "summarise"]
@@ -200,7 +204,7 @@ class Pipeline(ScoreStages):
         test-transform input, views 1..K-1 train-time augmentations; ``view="adv"`` attacks each
         view with the experiment's PGD (adversarial paradigm)."""
         check_positive_int("augmentations", augmentations)
-        check_choice("view", view, ("clean", "adv"))
+        check_choice("view", view, VIEWS)
         if view == "adv" and self.attack is None:
             raise ScorecastError("view 'adv' needs experiment.paradigm: adversarial")
         config = {"run": run.path.name, "data": self._data_key(), "augmentations": augmentations, "view": view}

@@ -21,10 +21,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hashlib
 import re
+from collections.abc import Mapping
+from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -34,38 +34,42 @@ import seaborn as sns
 from IPython import get_ipython
 from IPython.display import Image, display
 
+from . import registry
 from .paths import resolve
 from .validation import ScorecastError
 
 DPI = 120
 
-#: family -> (colour, marker). Colour-blind-safe hues that stay distinct side by side; the references
-#: (full, random) are black and grey. A family is the method name before any "(" (see method_family).
-METHOD_STYLES: dict[str, tuple[str, str]] = {
-    "full": ("#000000", "s"),
-    "random": ("#7f7f7f", "X"),
-    "knn": ("#0072b2", "o"),
-    "gnn": ("#e69f00", "^"),
-    "mlp": ("#009e73", "D"),
-    "proxy": ("#cc79a7", "v"),
-    "hybrid": ("#7b3294", "P"),
-    "stacked": ("#56b4e9", "<"),
-    "prototypes": ("#8c564b", ">"),
-    "zcore": ("#d62728", "*"),
-    "score_sampling": ("#bcbd22", "h"),
-    "subset_plus_random": ("#17becf", "d"),
-}
+class _ByFamily(Mapping):
+    """Live read-only view family -> ``attribute`` of every registered method type (:mod:`scorecast.registry`),
+    so a method registered after this module was imported has its style and name here too."""
+
+    def __init__(self, attribute: str, fallback: bool):
+        self.attribute, self.fallback = attribute, fallback  # fallback: a method without the attribute maps to its name
+
+    def _table(self) -> dict:
+        values = {name: getattr(kind, self.attribute) for name, kind in registry.METHODS.items()}
+        return {name: name if value is None else value for name, value in values.items() if value is not None or self.fallback}
+
+    def __getitem__(self, family: str):
+        return self._table()[family]
+
+    def __iter__(self):
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+#: family -> (colour, marker) from each method's ``style``. Colour-blind-safe hues that stay distinct side by
+#: side; the references (full, random) are black and grey. A family is the method name before any "("
+#: (see method_family).
+METHOD_STYLES: Mapping[str, tuple[str, str]] = _ByFamily("style", fallback=False)
 #: Colours for labels outside METHOD_STYLES (ceilings, metrics, score sources), in order of appearance.
 _OTHER_COLOURS = ("#393b79", "#637939", "#8c6d31", "#843c39", "#5254a3")
 _OTHER_MARKER = "p"
-
-
-#: family -> its name in legends and tables (:func:`display_name`).
-DISPLAY_NAMES: dict[str, str] = {
-    "full": "full", "random": "random", "knn": "kNN", "gnn": "GNN", "mlp": "MLP", "proxy": "proxy", "hybrid": "hybrid",
-    "stacked": "stacked", "prototypes": "prototypes", "zcore": "zcore", "score_sampling": "score sampling",
-    "subset_plus_random": "subset + random",
-}
+#: family -> its name in legends and tables (:func:`display_name`): each method's ``display``, else its name.
+DISPLAY_NAMES: Mapping[str, str] = _ByFamily("display", fallback=True)
 
 
 def method_family(label: str) -> str:

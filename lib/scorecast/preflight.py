@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import registry
 from .data import REGISTRY
 from .params import load_params, validate_experiment
 from .paths import cache_root, resolve
@@ -42,7 +43,6 @@ CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet64": 1000, "places365": 365,
 TEST_SIZE = {"cifar10": 10000, "cifar100": 10000}
 EMBED_DIM = 2048  # the widest penultimate layer of the kit's models (ResNet-50); an upper bound per sample
 MODEL_BYTES = 200 * 2**20  # one saved model (WideResNet-28-10: 146 MB) plus manifests, per run
-PROXY_METHODS = ("proxy", "hybrid", "stacked")
 CACHED_STAGES = ("train", "embed", "proxy")  # the stages planned_bytes counts
 
 
@@ -161,7 +161,7 @@ def planned_bytes(params: dict, experiment: dict, seen: set) -> int:
     views = 2 if experiment["paradigm"] == "adversarial" else 1
     records = experiment["scoring"]["epochs"]
     kept = min(experiment["record"]["trajectory_length"], records)
-    proxy_views = max([m.get("augmentations", 8) for m in params.get("methods", []) if m["name"] in PROXY_METHODS], default=0)
+    proxy_views = max([registry.build_method(m).proxy_views() for m in params.get("methods", [])], default=0)
     data_key = json.dumps(experiment["data"], sort_keys=True)
     total = 0
     for scorer in params.get("scorers", [{}]):

@@ -14,7 +14,8 @@ from .data import ImageDataset
 from .metrics import topk_accuracy
 from .models import build_model
 from .robust import autoattack_accuracy
-from .train import PGD, Recipe, predict, train
+from .recipe import Recipe
+from .train import PGD, predict, train
 from .validation import ScorecastError, as_finite_vector, as_label_vector, check_rate
 
 

@@ -37,6 +37,7 @@ import yaml
 
 from . import provenance
 from .paths import project_root
+from .registry import METHODS, method_label
 from .validation import ScorecastError
 
 TIERS = ("smoke", "cpu", "paper")
@@ -71,6 +72,16 @@ class Artefact:
     headline: tuple[Ours | Callable[[Path], list[str]], ...] = ()  # ours in the summary row (default: ours)
 
 
+def _label(name: str, **options) -> str:
+    """The label of method ``name`` at its default k as the tiers' parameter files write it (``k: 10``), with ``options``."""
+    return method_label({"name": name, "k": METHODS[name].default("k"), **options})
+
+
+KNN, KNN_CALIBRATED = _label("knn"), _label("knn", calibrate=True)  # "knn(k=10)", "knn(k=10, calibrate=True)"
+GNN_LABELS, GNN_NO_LABELS = _label("gnn", labels=True), _label("gnn", labels=False)  # "gnn(k=10, labels=True)", ...
+KNN_20 = f"{KNN} @ 0.2"  # the setting (scorecast.plots.with_setting) of kNN on a 20 % subset
+
+
 def _scale_gaps(csv: Path) -> list[str]:
     """Per training-set size of the scale study's ``csv``: kNN DU (20 % subset) minus random at rate 0.7,
     paired per seed (mean ± std over seeds)."""
@@ -78,13 +89,13 @@ def _scale_gaps(csv: Path) -> list[str]:
 
     table = pd.read_csv(csv)
     top1 = table[table["top1"].notna() & table["rate"].eq(0.7)]
-    gaps = paired_differences(top1, [("knn(k=10) @ 0.2", "random")], "top1")
+    gaps = paired_differences(top1, [(KNN_20, "random")], "top1")
     return [f"kNN 20 % minus random at 70 %, {size / 1000:g}k images: {part['difference'].mean():+.3f} ± {part['difference'].std():.3f}"
             for size, part in gaps.groupby("train_size")]
 
 
 def _knn(fraction: float) -> dict:
-    return {"scorer": "du", "method": "knn(k=10)", "fraction": fraction}
+    return {"scorer": "du", "method": KNN, "fraction": fraction}
 
 
 def _method(setting: str) -> str:
@@ -112,8 +123,8 @@ def route_costs(csv: Path) -> dict[float, dict[str, float]]:
 def _fig3_costs(csv: Path) -> list[str]:
     out = []
     for rate, routes in route_costs(csv).items():
-        full, knn = routes.get("full"), routes.get("knn(k=10) @ 0.2")
-        parts = [f"{_method(r)} {s:.1f} s" for r, s in routes.items() if r in ("full", "knn(k=10) @ 0.2", "random")]
+        full, knn = routes.get("full"), routes.get(KNN_20)
+        parts = [f"{_method(r)} {s:.1f} s" for r, s in routes.items() if r in ("full", KNN_20, "random")]
         if full and knn:
             parts.append(f"kNN speed-up {full / knn:.1f}x")
         out.append(f"end-to-end cost at rate {rate:g} (one measurement per stage): {', '.join(parts)}")
@@ -123,8 +134,8 @@ def _fig3_costs(csv: Path) -> list[str]:
 def _speedup(csv: Path) -> list[str]:
     """The kNN route's speed-up over the full route at each rate, from the same tier's Fig. 3 stage times."""
     costs = route_costs(csv.parent / "fig3_time_vs_accuracy.csv")
-    ups = [f"{r['full'] / r['knn(k=10) @ 0.2']:.1f}x at rate {rate:g}" for rate, r in costs.items()
-           if "full" in r and "knn(k=10) @ 0.2" in r]
+    ups = [f"{r['full'] / r[KNN_20]:.1f}x at rate {rate:g}" for rate, r in costs.items()
+           if "full" in r and KNN_20 in r]
     return [f"end-to-end speed-up of the kNN route (Fig. 3's stage times): {', '.join(ups)}"] if ups else []
 
 
@@ -146,26 +157,26 @@ def _k_choice(csv: Path) -> list[str]:
 
 
 _FULL_KNN_RANDOM_07 = (Ours("top-1 at rate 0.7, full DU", "top1_mean", {"setting": "full", "rate": 0.7}),
-                       Ours("kNN DU", "top1_mean", {"setting": "knn(k=10) @ 0.2", "rate": 0.7}),
+                       Ours("kNN DU", "top1_mean", {"setting": KNN_20, "rate": 0.7}),
                        Ours("random", "top1_mean", {"setting": "random", "rate": 0.7}))
 
 ARTEFACTS: tuple[Artefact, ...] = (
     Artefact("quickstart", "Quickstart",
              "The whole method on one seed: full scores, a subset run, kNN and GNN extrapolation, then pruning half the data and retraining.",
-             None, (Ours("kNN Spearman on unscored samples", "spearman", {"setting": "knn(k=10) @ 0.2"}),
-                    Ours("top-1 after pruning 50 % by kNN scores", "top1", {"setting": "knn(k=10) @ 0.2"}),
+             None, (Ours("kNN Spearman on unscored samples", "spearman", {"setting": KNN_20}),
+                    Ours("top-1 after pruning 50 % by kNN scores", "top1", {"setting": KNN_20}),
                     Ours("random pruning", "top1", {"setting": "random"}))),
     Artefact("fig2_accuracy_vs_pruning_rate", "Figures",
              "Test accuracy after pruning by full, extrapolated (kNN, GNN) and random scores, at each pruning rate.",
              "curves only: extrapolated scores track full scores and beat random",
              (Ours("unpruned top-1", "top1_mean", {"setting": "full", "rate": 0.0}), *_FULL_KNN_RANDOM_07,
-              Ours("GNN DU", "top1_mean", {"setting": "gnn(k=10, labels=True) @ 0.2", "rate": 0.7})),
+              Ours("GNN DU", "top1_mean", {"setting": f"{GNN_LABELS} @ 0.2", "rate": 0.7})),
              claim="pruning by extrapolated scores tracks full-score pruning and beats random", headline=_FULL_KNN_RANDOM_07),
     Artefact("fig3_time_vs_accuracy", "Figures",
              "End-to-end cost against accuracy, with the Pareto front and training-free baselines (prototypes, ZCore).",
              "extrapolation is on the Pareto front; up to 4.9x faster at comparable accuracy",
              (Ours("top-1 at rate 0.5, full DU", "top1_mean", {"setting": "full", "rate": 0.5}),
-              Ours("kNN DU", "top1_mean", {"setting": "knn(k=10) @ 0.2", "rate": 0.5}),
+              Ours("kNN DU", "top1_mean", {"setting": KNN_20, "rate": 0.5}),
               Ours("random", "top1_mean", {"setting": "random", "rate": 0.5}), _pareto, _fig3_costs),
              extras=(("bench_end_to_end.txt", "the end-to-end benchmark of the earlier tiny-CNN regime"),),
              claim="extrapolation is on the cost-accuracy Pareto front", headline=(_pareto,)),
@@ -178,12 +189,12 @@ ARTEFACTS: tuple[Artefact, ...] = (
     Artefact("fig5_score_distributions", "Figures",
              "True against extrapolated score distributions (oversmoothing) and the most misranked samples.",
              "extrapolation oversmooths the score distribution",
-             (Ours("std of true DU", "std", {"source": "true (full run)"}), Ours("kNN-extrapolated", "std", {"source": "knn(k=10)"})),
+             (Ours("std of true DU", "std", {"source": "true (full run)"}), Ours("kNN-extrapolated", "std", {"source": KNN})),
              claim="extrapolated scores are oversmoothed"),
     Artefact("tab1_relative_accuracy_speedup", "Tables",
              "Accuracy relative to full-score pruning and the speed-up over full scoring, per rate.",
              "up to 4.9x speed-up at comparable accuracy",
-             (Ours("relative accuracy at rate 0.7, kNN", "relative_accuracy_mean", {"setting": "knn(k=10) @ 0.2", "rate": 0.7}),
+             (Ours("relative accuracy at rate 0.7, kNN", "relative_accuracy_mean", {"setting": KNN_20, "rate": 0.7}),
               Ours("random", "relative_accuracy_mean", {"setting": "random", "rate": 0.7}), _speedup),
              extras=(("bench_end_to_end.txt", "the end-to-end benchmark of the earlier tiny-CNN regime"),),
              claim="extrapolation is up to 4.9x faster than full scoring at comparable accuracy"),
@@ -191,7 +202,7 @@ ARTEFACTS: tuple[Artefact, ...] = (
              "Pearson and Spearman correlation of extrapolated with full-data scores, per scorer, extrapolator and subset, with ceilings.",
              "Spearman 0.35 (ImageNet-64, DU, 20 %), 0.26 (Places-365, TDDS, 20 %)",
              (Ours("DU kNN 20 % Spearman", "spearman_mean", _knn(0.2)),
-              Ours("GNN", "spearman_mean", {"scorer": "du", "method": "gnn(k=10, labels=True)", "fraction": 0.2}),
+              Ours("GNN", "spearman_mean", {"scorer": "du", "method": GNN_LABELS, "fraction": 0.2}),
               Ours("ceiling", "ceiling_spearman_mean", _knn(0.2))),
              claim="extrapolated scores correlate moderately with full-data scores"),
     Artefact("tab3_unsupervised", "Tables",
@@ -203,7 +214,7 @@ ARTEFACTS: tuple[Artefact, ...] = (
              "Adversarial training: clean and PGD-20 robust accuracy after pruning by full, kNN and random scores.",
              "robust top-1 0.6356 (extrapolated) vs 0.6313 (random)",
              (Ours("robust top-1 at rate 0.7, full DU", "robust_top1_mean", {"setting": "full", "rate": 0.7}),
-              Ours("kNN DU", "robust_top1_mean", {"setting": "knn(k=10) @ 0.2", "rate": 0.7}),
+              Ours("kNN DU", "robust_top1_mean", {"setting": KNN_20, "rate": 0.7}),
               Ours("random", "robust_top1_mean", {"setting": "random", "rate": 0.7})),
              claim="under adversarial training, extrapolated scores prune at least as well as random"),
     Artefact("app_k_sweep", "Appendix",
@@ -212,8 +223,8 @@ ARTEFACTS: tuple[Artefact, ...] = (
              claim="k can be chosen without the oracle"),
     Artefact("app_gnn_label_ablation", "Appendix", "The GNN with and without one-hot label features.",
              "label features help the GNN",
-             (Ours("with labels, 20 %", "spearman_mean", {"method": "gnn(k=10, labels=True)", "fraction": 0.2}),
-              Ours("without", "spearman_mean", {"method": "gnn(k=10, labels=False)", "fraction": 0.2})),
+             (Ours("with labels, 20 %", "spearman_mean", {"method": GNN_LABELS, "fraction": 0.2}),
+              Ours("without", "spearman_mean", {"method": GNN_NO_LABELS, "fraction": 0.2})),
              claim="label features help the GNN"),
     Artefact("app_extrapolator_baselines", "Appendix",
              "kNN and GNN against simpler extrapolators: an MLP regressor, score sampling, subset scores plus random.",
@@ -237,8 +248,8 @@ ARTEFACTS: tuple[Artefact, ...] = (
              claim="how fidelity and pruning change with the training-set size"),
     Artefact("beyond_calibration", "Beyond the paper",
              "Rank calibration of extrapolated scores against oversmoothing: spread, correlation and accuracy.", None,
-             (Ours("top-1 at rate 0.7, kNN", "top1_mean", {"setting": "knn(k=10) @ 0.2", "rate": 0.7}),
-              Ours("kNN calibrated", "top1_mean", {"setting": "knn(k=10, calibrate=True) @ 0.2", "rate": 0.7}),
+             (Ours("top-1 at rate 0.7, kNN", "top1_mean", {"setting": KNN_20, "rate": 0.7}),
+              Ours("kNN calibrated", "top1_mean", {"setting": f"{KNN_CALIBRATED} @ 0.2", "rate": 0.7}),
               Ours("random", "top1_mean", {"setting": "random", "rate": 0.7})),
              claim="rank calibration of extrapolated scores improves pruning"),
     Artefact("beyond_proxy_uncertainty", "Beyond the paper",
@@ -248,7 +259,7 @@ ARTEFACTS: tuple[Artefact, ...] = (
                     Ours("kNN", "spearman_mean", _knn(0.1)),
                     Ours("top-1 at rate 0.7, proxy aug_std", "top1_mean",
                          {"setting": "proxy(kind=aug_std, augmentations=8) @ 0.2", "rate": 0.7}, "_accuracy"),
-                    Ours("kNN", "top1_mean", {"setting": "knn(k=10) @ 0.2", "rate": 0.7}, "_accuracy"),
+                    Ours("kNN", "top1_mean", {"setting": KNN_20, "rate": 0.7}, "_accuracy"),
                     Ours("random", "top1_mean", {"setting": "random", "rate": 0.7}, "_accuracy")),
              claim="the subset-trained proxy's own uncertainty is a better extrapolation of DU"),
 )

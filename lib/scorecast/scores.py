@@ -14,6 +14,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .validation import ScorecastError, as_finite_matrix, as_label_vector, check_choice, check_positive_int
 
+WINDOW = 10  # epochs per window of DU and TDDS by default (the paper's J)
 _LOG_EPS = 1e-8  # added inside TDDS's logarithms, as in the TDDS and extrapolation code
 _CHUNK_FLOATS = 2**22  # float64 values per chunk of samples (32 MiB per intermediate array)
 
@@ -53,7 +54,7 @@ def _check_window(window, n_epochs: int, minimum: int, why: str) -> int:
 
 
 def dynamic_uncertainty(
-    probs, window: int = 10, variant: str = "clean", *, chunk_size: int | None = None
+    probs, window: int = WINDOW, variant: str = "clean", *, chunk_size: int | None = None
 ) -> np.ndarray:
     """Dynamic Uncertainty (He et al. 2023): mean over sliding windows of the std of P_t(x).
 
@@ -87,7 +88,7 @@ def dynamic_uncertainty(
     return out
 
 
-def tdds(probs, window: int = 10, decay: float = 0.9, *, chunk_size: int | None = None) -> np.ndarray:
+def tdds(probs, window: int = WINDOW, decay: float = 0.9, *, chunk_size: int | None = None) -> np.ndarray:
     """Temporal Dual-Depth Scoring (Zhang et al. CVPR 2024) of a softmax trajectory.
 
     probs: (T, n, C) softmax outputs over the T trajectory epochs (already cut to the chosen

@@ -1,6 +1,6 @@
-"""What every paradigm's pipeline shares: specs from plain mappings, subset and full scores, methods
-looked up in :mod:`scorecast.registry`, the cached extrapolation stage, the fidelity table and the
-loop behind the accuracy and cluster tables.
+"""What every paradigm's pipeline shares: specs from plain mappings (looked up in
+:mod:`scorecast.registry`), subset and full scores, running a method, the cached extrapolation stage,
+the fidelity table and the loop behind the accuracy and cluster tables.
 
 A paradigm's pipeline (:mod:`scorecast.pipeline`) subclasses :class:`ScoreStages`, sets
 ``experiment``, ``cache``, ``device`` and ``paradigm``, and defines ``scoring_run(scorer, seed,
@@ -18,7 +18,7 @@ import pandas as pd
 from . import extrapolate as ex
 from . import metrics, unsupervised
 from .data import ImageDataset
-from .registry import METHODS, SCORERS, build_method, build_scorer, check_distinct_labels, check_paradigm
+from .registry import build_method, build_scorer, check_distinct_labels, check_paradigm
 from .specs import MethodSpec, ScorerSpec
 from .stages import STAGE_VERSIONS, ScoreResult, load_split
 from .validation import ScorecastError, check_rate, resolve_device
@@ -83,7 +83,7 @@ class ScoreStages:
         """(m,) scores of the run's samples from its dynamics; scorer e.g. {"name": "du", "window": 10}."""
         spec = self.scorer_spec(scorer)
         labels = self.labels[run.indices] if self.labelled else None
-        return SCORERS[spec.name][1](spec, run.dynamics, labels)
+        return spec.score(run.dynamics, labels)
 
     def full_scores(self, scorer: dict | ScorerSpec, seed: int) -> ScoreResult:
         """Ground-truth scores from a run on all n samples."""
@@ -92,13 +92,13 @@ class ScoreStages:
         return ScoreResult(self.subset_scores(run, spec), run.indices, run.costs)
 
     def scores_for(self, scorer: dict | ScorerSpec, method: dict | MethodSpec, seed: int, fraction: float | None = None) -> ScoreResult:
-        """Scores of all n samples by ``method`` (see :data:`scorecast.registry.METHODS`): a direct
+        """Scores of all n samples by ``method`` (its :meth:`~scorecast.specs.MethodSpec.run`): a direct
         method (full run, random, a training-free score on frozen features) or one that extrapolates
         from a run on a random ``fraction`` subset (subset seed = seed)."""
         scorer, method = self.scorer_spec(scorer), self.method_spec(method)
         if not method.direct and fraction is None:
             raise ScorecastError(f"method {method.title()} extrapolates: give a subset fraction")
-        return METHODS[method.name][1](self, method, scorer, seed, fraction)
+        return method.run(self, scorer, seed, fraction)
 
     def extrapolated_scores(self, scorer: dict | ScorerSpec, fraction: float, seed: int, method: dict | MethodSpec) -> ScoreResult:
         """Scores of all n samples from a run on a ``fraction`` subset and an extrapolating ``method``."""
@@ -110,7 +110,9 @@ class ScoreStages:
     def extrapolate(self, method: MethodSpec, scorer: ScorerSpec, seed: int, fraction: float, function, options_of) -> ScoreResult:
         """The cached extrapolation stage: ``function(Z, subset_idx, subset_scores, **options)`` -> (n,)
         on this paradigm's features Z (n, d) of a run on a ``fraction`` subset, with
-        ``options = options_of(Z, run, subset_scores)``; ``calibrate`` applied after the cache."""
+        ``options = options_of(Z, run, subset_scores)``; ``calibrate`` applied after the cache. The cache
+        key holds the run, the scorer and the method as written (their ``given`` options, a ``label``
+        included) and the k the options resolved to."""
         run = self.scoring_run(scorer, seed, fraction)
         computed = self.subset_scores(run, scorer)
         Z, feature_seconds = self.extrapolation_features(run)

@@ -1,20 +1,23 @@
-"""Typed specs: one frozen dataclass per scorer and per method, its options' types, ranges and defaults
-declared once, next to its docstring.
+"""Typed specs: the machinery every scorer and method spec is made with, their base classes and the
+registry tables.
+
+Each scorer and method is one frozen dataclass, defined in its own module (:mod:`scorecast.scorers`,
+:mod:`scorecast.methods`) with its options' types, ranges and defaults, its runner and its
+capabilities, and made usable by name with :func:`register`. :mod:`scorecast.registry` loads the
+built-in ones and answers every question about them.
 
 A spec is built from a plain mapping (a YAML entry or a notebook's parameters cell) by
-:func:`build`, which refuses a missing or unknown name, an unknown option (naming it, the allowed
-ones and the closest match), a wrong type and an out-of-range value, each with a message that names
-where the entry came from. Options are declared with :func:`option`; their Python annotation gives
-the type (``int``, ``float``, ``bool``, ``str``, ``X | None``, ``int | str``, ``tuple[int, ...]`` or
+:meth:`Spec.build` (through :func:`scorecast.registry.build_scorer` / ``build_method``, which refuse
+a missing or unknown name), which refuses an unknown option (naming it, the allowed ones and the
+closest match), a wrong type and an out-of-range value, each with a message that names where the
+entry came from. Options are declared with :func:`option`; their Python annotation gives the type
+(``int``, ``float``, ``bool``, ``str``, ``X | None``, ``int | str``, ``tuple[int, ...]`` or
 ``dict``), ``low``/``high``/``choices`` the allowed values.
 
 A spec remembers the options as written (``given``): :meth:`Spec.title` and the cache keys are built
 from them, so ``{name: knn, k: 10}`` keeps its label ``knn(k=10)``. Two specs are the same spec when
 they have the same type and the same options as written.
-
-Which function runs a spec is in :mod:`scorecast.registry`.
 """
-
 from __future__ import annotations
 
 import copy
@@ -25,8 +28,7 @@ import typing
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .proxy import FEATURES
-from .train import Recipe
+from .recipe import recipe_schema
 from .validation import ScorecastError, check_mapping, did_you_mean
 
 spec = dataclass(frozen=True, eq=False)  # equality and hash come from Spec (type + options as written)
@@ -120,6 +122,12 @@ class Spec:
         made.check(where)
         return made
 
+    @classmethod
+    def default(cls, option: str):
+        """The default value of ``option``."""
+        field = cls.options()[option]
+        return field.default_factory() if field.default is dataclasses.MISSING else field.default
+
     def check(self, where: str) -> None:
         """Checks that involve several options; the default has none."""
 
@@ -159,10 +167,23 @@ def check_encoder(encoder: dict, where: str) -> None:
 
 _GIVEN = dataclasses.field(default_factory=dict, repr=False)
 VIEWS = ("clean", "adv")
-# the types of the fields of a Recipe: experiment.scoring, experiment.retrain and a scorer's scoring overrides
-RECIPE_SCHEMA = {"epochs": int, "batch_size": int, "optimizer": str, "lr": float, "weight_decay": float, "momentum": float, "nesterov": bool,
-                 "schedule": str, "label_smoothing": float, "amp": (str, bool), "channels_last": (str, bool), "compile": bool}
-assert set(RECIPE_SCHEMA) == {f.name for f in dataclasses.fields(Recipe)}, "RECIPE_SCHEMA must list every Recipe field"
+RECIPE_SCHEMA = recipe_schema()  # experiment.scoring, experiment.retrain and a scorer's scoring overrides
+
+
+# ============================================================================ the registry
+SCORERS: dict[str, type["ScorerSpec"]] = {}  # name -> scorer spec type, filled by register
+METHODS: dict[str, type["MethodSpec"]] = {}  # name -> method spec type, filled by register
+
+
+def register(spec_type: type) -> type:
+    """Class decorator: make the scorer or method ``spec_type`` usable by its ``name`` everywhere
+    (parameter files, pipelines, tables, figures). Refuses a name already taken."""
+    table = SCORERS if issubclass(spec_type, ScorerSpec) else METHODS
+    kind = "scorer" if table is SCORERS else "method"
+    if spec_type.name in table and table[spec_type.name] is not spec_type:
+        raise ScorecastError(f"a {kind} named {spec_type.name!r} is already registered ({table[spec_type.name].__module__}); choose another name")
+    table[spec_type.name] = spec_type
+    return spec_type
 
 
 # ============================================================================ scorers
@@ -170,7 +191,9 @@ assert set(RECIPE_SCHEMA) == {f.name for f in dataclasses.fields(Recipe)}, "RECI
 class ScorerSpec(Spec):
     """Options every scorer has. ``view``: dynamics on clean or PGD-attacked inputs (adversarial
     paradigm). ``scoring``: scoring-recipe fields that override the experiment's for this scorer
-    (e.g. TDDS's SGD recipe); checked against the experiment by :mod:`scorecast.params`."""
+    (e.g. TDDS's SGD recipe); checked against the experiment by :mod:`scorecast.params`.
+
+    A scorer type defines :meth:`score`; :meth:`check_record` refuses options its run cannot serve."""
 
     label_free: ClassVar[bool] = False  # usable by the unsupervised paradigm (TURTLE pseudo-labels)
     view: str = option("clean", choices=VIEWS)
@@ -180,110 +203,57 @@ class ScorerSpec(Spec):
     def check(self, where: str) -> None:
         check_mapping(self.scoring or {}, RECIPE_SCHEMA, "scoring.", where)  # the schema of experiment.scoring
 
+    def score(self, dynamics, labels):
+        """(m,) scores of a run's m samples from its recorded ``dynamics`` (``true_prob(view)`` (E, m),
+        ``softmax(view)`` (E', m, C), ``correct(view)`` (E, m), ``softmax_epochs``, ``indices`` (m,));
+        ``labels`` (m,) are the samples' classes (None when unlabelled)."""
+        raise NotImplementedError(f"scorer {self.name!r} defines no score()")
 
-@spec
-class DU(ScorerSpec):
-    """Dynamic Uncertainty (:func:`scorecast.scores.dynamic_uncertainty`): ``window`` J epochs per
-    sliding window (>= 2, at most the recorded epochs), ``variant`` "clean" or the authors' "reference"."""
-
-    name: ClassVar[str] = "du"
-    label_free: ClassVar[bool] = True
-    window: int = option(10, low=2)
-    variant: str = option("clean", choices=("clean", "reference"))
-
-
-@spec
-class TDDS(ScorerSpec):
-    """TDDS (:func:`scorecast.scores.tdds`): ``window`` J >= 3 epochs, ``decay`` beta in (0, 1]."""
-
-    name: ClassVar[str] = "tdds"
-    window: int = option(10, low=3)
-    decay: float = option(0.9, low=0.0, low_open=True, high=1.0)
-
-
-@spec
-class EL2N(ScorerSpec):
-    """EL2N (:func:`scorecast.scores.el2n`) at recorded epoch ``epoch`` (0-based; the record must keep
-    that epoch's softmax)."""
-
-    name: ClassVar[str] = "el2n"
-    epoch: int = option(0, low=0)
-
-
-@spec
-class Forgetting(ScorerSpec):
-    """Forgetting events (:func:`scorecast.scores.forgetting`); ``never_learned`` "max" or "zero"."""
-
-    name: ClassVar[str] = "forgetting"
-    never_learned: str = option("max", choices=("max", "zero"))
-
-
-@spec
-class RandomScorer(ScorerSpec):
-    """Uniform random scores of the run's samples, drawn with ``seed``."""
-
-    name: ClassVar[str] = "random"
-    label_free: ClassVar[bool] = True
-    seed: int = option(0, low=0)
+    def check_record(self, epochs: int, trajectory: list[int], origin: str, where: str) -> None:
+        """Raise when a run recording ``epochs`` epochs (set by ``origin``, a parameter name) and the
+        softmax of the ``trajectory`` epochs cannot serve this scorer; the default accepts any."""
 
 
 # ============================================================================ methods
+PARADIGMS = ("supervised", "adversarial", "unsupervised")
+
+
 @spec
 class MethodSpec(Spec):
-    """Options every method has: ``label`` replaces the readable name in tables."""
+    """Options every method has: ``label`` replaces the readable name in tables.
 
-    direct: ClassVar[bool] = False  # scores every sample itself: no subset fraction
+    A method type defines :meth:`run` and states its capabilities in class constants: ``direct``
+    (scores every sample itself: no subset fraction), ``paradigms`` (those that can run it),
+    ``validates`` (fits on part of the subset and validates on the rest, so it needs a subset of
+    some size), ``display`` (its name in legends and tables) and ``style`` ((colour, marker) in
+    figures; None: one of :mod:`scorecast.plots`' other colours)."""
+
+    direct: ClassVar[bool] = False
+    paradigms: ClassVar[tuple[str, ...]] = ("supervised", "adversarial")
+    validates: ClassVar[bool] = False
+    display: ClassVar[str | None] = None  # None: the name
+    style: ClassVar[tuple[str, str] | None] = None
     label: str | None = option(None)
     given: dict = _GIVEN
 
+    def run(self, pipe, scorer: "ScorerSpec", seed: int, fraction: float | None):
+        """:class:`scorecast.stages.ScoreResult` of all n samples for ``scorer``, where ``pipe`` is a
+        :class:`scorecast.shared.ScoreStages` (the supervised or the unsupervised pipeline) and
+        ``fraction`` the subset share (None for a direct method)."""
+        raise NotImplementedError(f"method {self.name!r} defines no run()")
 
-@spec
-class Full(MethodSpec):
-    """The scorer on a run over all n samples (the reference)."""
+    def check_size(self, m: int, n: int, where: str, subset: str) -> None:
+        """Raise when this method cannot run on a subset of ``m`` of ``n`` samples (``subset``
+        describes it in the message); the default accepts any."""
 
-    name: ClassVar[str] = "full"
-    direct: ClassVar[bool] = True
+    def check_subset(self, pipe, fraction: float) -> None:
+        """:meth:`check_size` on ``pipe``'s training set, before the subset run of ``fraction``."""
+        n = len(pipe.train_set)
+        self.check_size(int(round(float(fraction) * n)), n, f"method {self.title()}", f"the subset (fraction {fraction} of {n})")
 
-
-@spec
-class RandomMethod(MethodSpec):
-    """Uniform random scores of all n samples (random pruning), seeded by the run's seed."""
-
-    name: ClassVar[str] = "random"
-    direct: ClassVar[bool] = True
-
-
-@spec
-class FrozenFeatureMethod(MethodSpec):
-    """A training-free score on a frozen ``encoder``'s features ({"name": "pixels" | "pca" |
-    "simclr" | "dinov2", ...options of :func:`scorecast.unsupervised.encode`})."""
-
-    direct: ClassVar[bool] = True
-
-    def check(self, where: str) -> None:
-        check_encoder(self.encoder, f"{where}.encoder")
-
-
-@spec
-class Prototypes(FrozenFeatureMethod):
-    """Self-supervised prototype metric (:func:`scorecast.scores.prototypicality`): k-means with
-    ``clusters`` centroids (default: the number of classes)."""
-
-    name: ClassVar[str] = "prototypes"
-    encoder: dict = option({"name": "pca"})
-    clusters: int | None = option(None, low=1)
-
-
-@spec
-class ZCore(FrozenFeatureMethod):
-    """Zero-shot coreset score (:func:`scorecast.scores.zero_shot_coreset`); defaults are the paper's."""
-
-    name: ClassVar[str] = "zcore"
-    encoder: dict = option({"name": "pca"})
-    draws: int | None = option(None, low=1)
-    sample_dim: int = option(2, low=1)
-    redundancy_nn: int = option(1000, low=1)
-    redundancy_exp: float = option(4.0, low=0.0, low_open=True)
+    def proxy_views(self) -> int:
+        """Views per sample the method's proxy predicts (0: it uses no proxy predictions)."""
+        return 0
 
 
 @spec
@@ -292,114 +262,3 @@ class Extrapolator(MethodSpec):
     onto the subset's score distribution (:func:`scorecast.extrapolate.calibrate_to_subset`)."""
 
     calibrate: bool = option(False)
-
-
-@spec
-class KNN(Extrapolator):
-    """kNN extrapolation (:func:`scorecast.extrapolate.knn`). ``k``: neighbours, or "cv" (chosen by
-    cross-validation on the subset among ``ks``) or "oracle" (best Spearman with the full-data
-    scores of the same seed, the paper's choice, among ``ks``); ks above 80 % of the subset are skipped."""
-
-    name: ClassVar[str] = "knn"
-    k: int | str = option(10, low=1, choices=("cv", "oracle"))
-    weighting: str = option("uniform", choices=("uniform", "exp"))
-    metric: str = option("euclidean", choices=("euclidean", "cosine"))
-    backend: str = option("auto", choices=("auto", "faiss", "torch", "ivf", "hnsw"))
-    ks: tuple[int, ...] = option((1, 5, 10, 20, 50, 100), low=1)
-
-    def check(self, where: str) -> None:
-        if "ks" in self.given and not isinstance(self.k, str):
-            raise ScorecastError(f"{where}.ks is only used with k: cv or k: oracle; remove it or set k to one of those")
-        if not self.ks:
-            raise ScorecastError(f"{where}.ks must list at least one k")
-
-
-@spec
-class Learned(Extrapolator):
-    """Options of the trained extrapolators (:func:`scorecast.extrapolate.gnn` / ``mlp``): ``labels``
-    feeds one-hot class labels in, ``seed`` (default: the run's seed) seeds the split and the weights."""
-
-    labels: bool = option(False)
-    seed: int | None = option(None, low=0)
-    dropout: float = option(0.5, low=0.0, high=1.0, high_open=True)
-    lr: float = option(1e-3, low=0.0, low_open=True)
-    val_fraction: float = option(0.1, low=0.0, high=1.0, low_open=True, high_open=True)
-    standardize: bool = option(True)
-
-
-@spec
-class GNN(Learned):
-    """GCN over a kNN graph of all samples (:func:`scorecast.extrapolate.gnn`); ``batch_size`` (default:
-    full batch) trains on neighbour-sampled mini-batches (``fanout`` neighbours per node and layer);
-    ``backend`` builds the kNN graph (``ivf``/``hnsw``: approximate, for millions of samples on a CPU)."""
-
-    name: ClassVar[str] = "gnn"
-    k: int = option(10, low=1)
-    hidden: tuple[int, ...] = option((512, 256), low=1)
-    epochs: int = option(50, low=1)
-    metric: str = option("euclidean", choices=("euclidean", "cosine"))
-    batch_size: int | None = option(None, low=1)
-    fanout: int = option(5, low=1)
-    backend: str = option("auto", choices=("auto", "faiss", "torch", "ivf", "hnsw"))
-
-
-@spec
-class MLP(Learned):
-    """MLP on the embeddings, no graph (:func:`scorecast.extrapolate.mlp`)."""
-
-    name: ClassVar[str] = "mlp"
-    hidden: tuple[int, ...] = option((256, 64), low=1)
-    epochs: int = option(200, low=1)
-
-
-@spec
-class ScoreSampling(Extrapolator):
-    """Baseline: unscored samples draw scores from the subset's (:func:`scorecast.extrapolate.score_sampling`)."""
-
-    name: ClassVar[str] = "score_sampling"
-    seed: int | None = option(None, low=0)
-
-
-@spec
-class SubsetPlusRandom(Extrapolator):
-    """Baseline: unscored samples interleave at random with the subset's ranking
-    (:func:`scorecast.extrapolate.subset_plus_random`)."""
-
-    name: ClassVar[str] = "subset_plus_random"
-    seed: int | None = option(None, low=0)
-
-
-@spec
-class Proxy(MethodSpec):
-    """Proxy uncertainty (:func:`scorecast.proxy.proxy_uncertainty`): feature ``kind`` of the subset
-    model's softmax over ``augmentations`` K views (view 0 clean)."""
-
-    name: ClassVar[str] = "proxy"
-    kind: str = option("aug_std", choices=FEATURES)
-    augmentations: int = option(8, low=1)
-
-    def check(self, where: str) -> None:
-        if self.kind == "aug_std" and self.augmentations < 2:
-            raise ScorecastError(f"{where}: kind aug_std needs augmentations >= 2 (the spread over views), got {self.augmentations}")
-
-
-@spec
-class Hybrid(Proxy):
-    """Rank average of kNN (``k``) and proxy scores (:func:`scorecast.proxy.rank_average`); ``weight``
-    is the kNN ranks' share."""
-
-    name: ClassVar[str] = "hybrid"
-    k: int = option(10, low=1)
-    weight: float = option(0.5, low=0.0, high=1.0)
-
-
-@spec
-class Stacked(MethodSpec):
-    """Gradient-boosted regressor on [kNN (``k``) prediction, proxy features over ``augmentations``
-    views], cross-fitted over ``folds`` folds of the subset so no subset score leaks into its features."""
-
-    name: ClassVar[str] = "stacked"
-    augmentations: int = option(8, low=1)
-    k: int = option(10, low=1)
-    folds: int = option(2, low=2)
-

@@ -40,11 +40,9 @@ from tqdm.auto import tqdm
 
 from .data import ImageDataset, batches, to_device
 from .models import Classifier
+from .recipe import SPEED_DEFAULTS, Recipe
 from .validation import ScorecastError, check_choice, check_positive_int, resolve_device
 
-VIEWS = ("clean", "adv")
-SWITCH = ("auto", True, False)
-SPEED_DEFAULTS = {"amp": "auto", "channels_last": "auto", "compile": False}
 
 
 def quiet() -> bool:
@@ -67,61 +65,18 @@ def progress(iterable: Iterable, desc: str, total: int | None = None, disable: b
         bar.refresh()
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """Optimisation recipe. Paper defaults: DU scoring Adam 1e-3 / no wd / constant; TDDS scoring
-    SGD nesterov 1e-3, momentum 0.9, wd 5e-4, cosine; retraining Adam 1e-3, wd 1e-3, OneCycle."""
-
-    epochs: int
-    batch_size: int = 128
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    nesterov: bool = False
-    schedule: str = "constant"
-    label_smoothing: float = 0.0
-    amp: str | bool = "auto"
-    channels_last: str | bool = "auto"
-    compile: bool = False
-
-    def __post_init__(self) -> None:
-        check_positive_int("epochs", self.epochs)
-        check_positive_int("batch_size", self.batch_size)
-        check_choice("optimizer", self.optimizer, ("adam", "sgd"))
-        check_choice("schedule", self.schedule, ("constant", "onecycle", "cosine"))
-        if not self.lr > 0:
-            raise ScorecastError(f"lr must be positive, got {self.lr!r}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ScorecastError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing!r}")
-        for name in ("amp", "channels_last"):
-            value = getattr(self, name)
-            if not (value == "auto" or isinstance(value, bool)):
-                raise ScorecastError(f"{name} must be 'auto' (on with CUDA, off on the CPU), true or false; got {value!r}")
-        if not isinstance(self.compile, bool):
-            raise ScorecastError(f"compile must be true or false, got {self.compile!r}")
-
-    def key(self) -> dict:
-        """The fields that identify the recipe in cache keys: all of them, except speed options left
-        at their defaults (so the keys of runs made before these options existed stay valid)."""
-        return {k: v for k, v in self.__dict__.items() if SPEED_DEFAULTS.get(k, object()) != v}
-
-    def execution(self, device: str | torch.device = "auto") -> "Execution":
-        """This recipe's speed options resolved for ``device``."""
-        return execution(device, self.amp, self.channels_last, self.compile)
-
-    def build(self, model: torch.nn.Module, steps_per_epoch: int):
-        """(optimizer, per-iteration LR scheduler or None)."""
-        if self.optimizer == "adam":
-            opt = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        else:
-            opt = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay, nesterov=self.nesterov)
-        total = self.epochs * steps_per_epoch
-        if self.schedule == "onecycle":
-            return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=total)
-        if self.schedule == "cosine":
-            return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-        return opt, None
+def optimiser(recipe: Recipe, model: torch.nn.Module, steps_per_epoch: int):
+    """(optimizer, per-iteration LR scheduler or None) of ``recipe`` for ``model``."""
+    if recipe.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+    total = recipe.epochs * steps_per_epoch
+    if recipe.schedule == "onecycle":
+        return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=total)
+    if recipe.schedule == "cosine":
+        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    return opt, None
 
 
 @dataclass(frozen=True)
@@ -148,7 +103,8 @@ class Execution:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
-def execution(device: str | torch.device = "auto", amp: str | bool = "auto", channels_last: str | bool = "auto", compile: bool = False) -> Execution:
+def execution(device: str | torch.device = "auto", amp: str | bool = SPEED_DEFAULTS["amp"], channels_last: str | bool = SPEED_DEFAULTS["channels_last"],
+              compile: bool = SPEED_DEFAULTS["compile"]) -> Execution:
     """Resolve speed options for ``device``: "auto" means on with CUDA, off elsewhere."""
     dev = resolve_device(device)
     for name, value in (("amp", amp), ("channels_last", channels_last)):
@@ -366,7 +322,7 @@ def train(
     indices = np.sort(np.asarray(indices, dtype=np.int64))
     if len(indices) == 0:
         raise ScorecastError("train: no training samples (indices is empty)")
-    exe = recipe.execution(device)
+    exe = execution(device, recipe.amp, recipe.channels_last, recipe.compile)
     check_choice("record_flush", record_flush, ("auto", "batch", "epoch"))
     flush = ("epoch" if exe.device.type == "cuda" else "batch") if record_flush == "auto" else record_flush
     model = exe.place(model)
@@ -381,7 +337,7 @@ def train(
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = -(-len(indices) // recipe.batch_size)
-    optimizer, scheduler = recipe.build(model, steps_per_epoch)
+    optimizer, scheduler = optimiser(recipe, model, steps_per_epoch)
     recorder = None
     if record is not None:
         if record_dir is None:
