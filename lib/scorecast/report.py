@@ -72,13 +72,13 @@ class Artefact:
     headline: tuple[Ours | Callable[[Path], list[str]], ...] = ()  # ours in the summary row (default: ours)
 
 
-def _label(name: str, **options) -> str:
+def _default_label(name: str, **options) -> str:
     """The label of method ``name`` at its default k as the tiers' parameter files write it (``k: 10``), with ``options``."""
     return method_label({"name": name, "k": METHODS[name].default("k"), **options})
 
 
-KNN, KNN_CALIBRATED = _label("knn"), _label("knn", calibrate=True)  # "knn(k=10)", "knn(k=10, calibrate=True)"
-GNN_LABELS, GNN_NO_LABELS = _label("gnn", labels=True), _label("gnn", labels=False)  # "gnn(k=10, labels=True)", ...
+KNN, KNN_CALIBRATED = _default_label("knn"), _default_label("knn", calibrate=True)  # "knn(k=10)", "knn(k=10, calibrate=True)"
+GNN_LABELS, GNN_NO_LABELS = _default_label("gnn", labels=True), _default_label("gnn", labels=False)  # "gnn(k=10, labels=True)", ...
 KNN_20 = f"{KNN} @ 0.2"  # the setting (scorecast.plots.with_setting) of kNN on a 20 % subset
 
 
