@@ -33,7 +33,7 @@ def _free_port() -> int:
 
 # Adversarial runs: PGD's sign step turns a float-order difference in a gradient component within
 # float noise of zero into a whole step in that pixel, after which the runs drift apart (measured
-# here: 333 or 576 samples reach 1e-2 by the third epoch). On these 321 samples, whose last
+# here: 576 samples differ by 1e-2 in the second epoch, 333 in the third). On these 321 samples, whose last
 # global batch of 1 leaves rank 1 an empty shard, no such flip happens in 3 epochs: the largest
 # differences measured were 5.1e-7 for probabilities and 3.3e-6 for losses (either view and source),
 # as for standard training.
