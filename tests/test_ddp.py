@@ -2,7 +2,9 @@
 each), standard and adversarial, records the same dynamics as a single-process run with the same
 global batch, and rank 0 merges every rank's records into canonical order."""
 
+import json
 import socket
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ import torch.multiprocessing as mp
 from scorecast.data import load_dataset
 from scorecast.distributed import GlobalBatchNorm2d, merge_to_rank0
 from scorecast.models import build_model
+from scorecast.pipeline import Pipeline, UnsupervisedPipeline
 from scorecast.train import Dynamics, PGD, Recipe, RecordSpec, train
 from scorecast.validation import ScorecastError
 
@@ -100,3 +103,59 @@ def test_distributed_without_a_process_group_is_refused(tmp_path):
     ds, model = load_dataset("digits"), build_model("tiny_cnn", 10, 1, seed=0)
     with pytest.raises(ScorecastError, match="process group.*torchrun"):
         train(model, ds, np.arange(50), Recipe(epochs=1), 0, device="cpu", distributed=True)
+
+
+# ------------------------------------------------------------------------------------- through the pipeline
+
+PIPELINE_EXPERIMENT = {
+    "data": {"name": "digits", "limit": 601}, "model": "tiny_cnn", "device": "cpu", "subset_length": "epochs",
+    "scoring": {"epochs": 3, "batch_size": 64, "optimizer": "sgd", "lr": 0.05},
+    "record": {"source": "train", "trajectory": "last", "trajectory_length": 2},
+    "retrain": {"epochs": 2, "batch_size": 64, "lr": 0.01}, "attack": {"steps": 2}, "eval_attack_steps": 2,
+}
+
+
+def _manifest(path):
+    return json.loads((path / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize("paradigm", ["supervised", "adversarial"])
+def test_a_two_process_pipeline_caches_the_one_process_artefacts(tmp_path, paradigm):
+    """experiment.processes: 2 (torchrun, 2 gloo ranks of one thread) gives the scoring run's and the
+    retraining's cached artefacts of a one-process run. "The same artefact" here: the same producing
+    config and files, a machine record that differs only by "processes": 2 (its key therefore differs:
+    float summation order differs), dynamics (every view) and weights equal to TOLERANCE, correctness
+    flags and the retraining's accuracies equal. A second 2-process pipeline reads both from the cache
+    without launching anything. Measured here: dynamics within 5.1e-7 (probabilities) and 1.7e-6
+    (losses), weights within 7.5e-7, for either paradigm."""
+    single, parallel = (Pipeline({**PIPELINE_EXPERIMENT, "paradigm": paradigm, "processes": p}, cache_root=tmp_path) for p in (1, 2))
+    kept_scores = np.arange(len(single.train_set), dtype=np.float32)  # a kept set independent of float results
+    runs = [pipe.run(0) for pipe in (single, parallel)]
+    retrained = [pipe.retrain(kept_scores, 0.5, seed=0) for pipe in (single, parallel)]
+    manifests = [_manifest(run.path) for run in runs]
+    assert runs[0].path != runs[1].path and manifests[0]["config"] == manifests[1]["config"]
+    assert manifests[1]["machine"] == {**manifests[0]["machine"], "processes": 2}
+    assert sorted(manifests[0]["files"]) == sorted(manifests[1]["files"])
+    one, two = (run.dynamics for run in runs)
+    np.testing.assert_array_equal(one.indices, two.indices)
+    assert one.views == two.views == (["clean", "adv"] if paradigm == "adversarial" else ["clean"])
+    for view in one.views:
+        for kind in ("true_prob", "loss", "softmax"):
+            np.testing.assert_allclose(getattr(two, kind)(view), getattr(one, kind)(view), rtol=0, atol=TOLERANCE, err_msg=f"{view} {kind}")
+        np.testing.assert_array_equal(two.correct(view), one.correct(view))
+    weights = [run.model().state_dict() for run in runs]
+    for key in weights[0]:
+        torch.testing.assert_close(weights[1][key], weights[0][key], rtol=0, atol=TOLERANCE)
+    for key in ("top1", "top5", "robust_top1", "n_kept"):
+        assert retrained[1][key] == retrained[0][key], key
+    again = Pipeline({**PIPELINE_EXPERIMENT, "paradigm": paradigm, "processes": 2}, cache_root=tmp_path)
+    with mock.patch("scorecast.pipeline.launch", side_effect=AssertionError("launched although cached")):
+        assert again.run(0).path == runs[1].path
+        assert again.retrain(kept_scores, 0.5, seed=0) == retrained[1]
+
+
+def test_processes_are_checked_before_any_training(tmp_path):
+    with pytest.raises(ScorecastError, match="processes must be >= 1"):
+        Pipeline({**PIPELINE_EXPERIMENT, "processes": 0}, cache_root=tmp_path)
+    with pytest.raises(ScorecastError, match="TURTLE runs in one process"):
+        UnsupervisedPipeline({"data": {"name": "digits"}, "processes": 2}, {"name": "pixels"}, {}, cache_root=tmp_path)
