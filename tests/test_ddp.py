@@ -13,9 +13,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from scorecast.data import load_dataset
-from scorecast.distributed import GlobalBatchNorm2d, merge_to_rank0
+from scorecast.distributed import GlobalBatchNorm2d, launch, merge_to_rank0
 from scorecast.models import build_model
 from scorecast.pipeline import Pipeline, UnsupervisedPipeline
+from scorecast.prune import retrain_and_evaluate
 from scorecast.train import Dynamics, PGD, Recipe, RecordSpec, train
 from scorecast.validation import ScorecastError
 
@@ -159,3 +160,11 @@ def test_processes_are_checked_before_any_training(tmp_path):
         Pipeline({**PIPELINE_EXPERIMENT, "processes": 0}, cache_root=tmp_path)
     with pytest.raises(ScorecastError, match="TURTLE runs in one process"):
         UnsupervisedPipeline({"data": {"name": "digits"}, "processes": 2}, {"name": "pixels"}, {}, cache_root=tmp_path)
+
+
+def test_a_failed_rank_is_reported_with_its_output():
+    """A rank that raises stops the launch with a ScorecastError quoting the ranks' output."""
+    digits = load_dataset("digits")
+    with pytest.raises(ScorecastError, match=r"(?s)on 2 processes failed.*no_such_model"):
+        launch(retrain_and_evaluate, {"model_name": "no_such_model", "train_set": digits, "test_set": load_dataset("digits", "test"),
+                                      "kept": np.arange(10), "recipe": Recipe(epochs=1), "seed": 0}, 2, "cpu")

@@ -29,7 +29,11 @@ single-process run with the same seed; rank r takes the r-th contiguous part of 
 (:func:`scorecast.data.batches` with ``shard``). Its loss is scaled so that DDP's gradient average
 equals the gradient of the global batch's mean loss, and BatchNorm uses the global batch's
 statistics (:func:`wrap`), so the run is the single-process run up to float summation order
-(dropout masks excepted: every rank draws its own; the paper's models use no dropout).
+(dropout masks excepted: every rank draws its own; the paper's models use no dropout). In
+adversarial training each rank attacks its own part (PGD is per sample, in eval mode, outside
+DDP) from the random starts the single-process run draws for those samples; PGD's sign step can
+turn a float-order difference in a gradient component near zero into a whole step, after which
+the two runs part ways as runs of different seeds do.
 Each rank records the samples it saw into per-epoch buffers; :func:`merge_to_rank0` sums them on
 rank 0 (every sample is seen by exactly one rank per epoch, so the sum is exact), which writes the
 memmaps in canonical order.

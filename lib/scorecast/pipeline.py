@@ -44,8 +44,8 @@ import torch
 
 from . import metrics, prune, scores, unsupervised
 from .cache import Cache
-from .distributed import check_processes, launch
 from .data import ImageDataset, check_test_split, random_subset
+from .distributed import check_processes, launch
 from .models import build_model
 from .params import check_unsupervised_options, validate_experiment
 from .registry import method_label
