@@ -193,6 +193,29 @@ def test_machine_settings_are_part_of_the_key(tmp_path, monkeypatch):
     assert cache.get("train", "1", CONFIG, compute).path == base.path and compute.calls == 4
 
 
+def test_data_parallel_and_gpu_settings_in_the_key(tmp_path, monkeypatch):
+    """A one-process CPU key holds exactly the CPU settings (so existing caches stay valid); a
+    data-parallel one adds its process count. On CUDA the key holds the GPU model, the process count
+    and CUDA settings, not the host CPU or its threads, so identical GPU nodes share artefacts."""
+    assert Cache(tmp_path).settings() == machine() == machine("cpu", 1) == {"threads": torch.get_num_threads(), "cpu": cache_module._cpu_model(),
+                                                                           "aten_cpu_capability": os.environ.get("ATEN_CPU_CAPABILITY")}
+    assert machine("cpu", 2) == {**machine(), "processes": 2}
+    compute = Counter()
+    one, two = (Cache(tmp_path, "cpu", p).get("train", "1", CONFIG, compute) for p in (1, 2))
+    assert one.path != two.path and two.machine["processes"] == 2 and compute.calls == 2
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    gpu = machine(torch.device("cuda"), 8)
+    assert gpu["gpu"] == "NVIDIA H100 80GB HBM3" and gpu["processes"] == 8 and not {"cpu", "threads", "aten_cpu_capability"} & set(gpu)
+    monkeypatch.setattr(cache_module, "_cpu_model", lambda: "Another CPU")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads + 1)
+    try:
+        assert machine("cuda", 8) == gpu  # another host CPU and thread count: the same key
+    finally:
+        torch.set_num_threads(threads)
+    assert machine("cuda", 4) != gpu
+
+
 def test_cpu_model_comes_from_proc_cpuinfo():
     cpuinfo = Path("/proc/cpuinfo")
     names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")] if cpuinfo.exists() else []

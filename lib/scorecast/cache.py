@@ -2,8 +2,10 @@
 
 An artefact lives in ``<root>/<stage>/<key>/`` where ``key`` hashes the stage name, the stage's
 code version, the full producing config (data fingerprint, seed, hyperparameters) and the machine
-settings that change float results (:func:`machine`: torch's thread count, the CPU model and
-``ATEN_CPU_CAPABILITY``), so a cache filled on 2 threads or another CPU is never served here.
+settings that change float results (:func:`machine`: on a CPU torch's thread count, the CPU model and
+``ATEN_CPU_CAPABILITY``; on CUDA the GPU model and CUDA settings; the number of data-parallel
+processes), so a cache filled on 2 threads or another CPU is never served here, while nodes of a
+cluster with identical GPUs share one cache.
 A ``manifest.json`` lists every file with its size and SHA-256 plus the stage's wall time and the
 machine; ``manifest.json.sha256`` holds the manifest's own SHA-256. An artefact without them
 (half-written), whose manifest does not match its digest, or whose files do not match the
@@ -57,6 +59,7 @@ import torch
 
 from .paths import cache_root, check_cache_root
 from .train import quiet
+from .validation import check_positive_int, resolve_device
 
 MANIFEST = "manifest.json"
 MANIFEST_DIGEST = "manifest.json.sha256"
@@ -102,10 +105,22 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine() -> dict:
-    """Settings that change float results (reduction order), part of every cache key and manifest:
-    torch's intra-op thread count, the CPU model and ``ATEN_CPU_CAPABILITY`` (None when unset)."""
-    return {"threads": torch.get_num_threads(), "cpu": _cpu_model(), "aten_cpu_capability": os.environ.get("ATEN_CPU_CAPABILITY")}
+def machine(device: str | torch.device = "cpu", processes: int = 1) -> dict:
+    """Settings that change the float results of a stage computed on ``device`` by ``processes``
+    data-parallel processes (:mod:`scorecast.distributed`), part of every cache key and manifest.
+
+    On a CPU: torch's intra-op thread count (per process), the CPU model and ``ATEN_CPU_CAPABILITY``
+    (None when unset), plus ``processes`` when above 1 (so one-process keys are those made before
+    data-parallel runs existed). On CUDA the host CPU and its threads do not touch the results, so
+    they stay out and identical GPU nodes share artefacts: the GPU model, ``processes``, the CUDA
+    and cuDNN versions and the TF32 switches (float32 matmul precision, cuDNN TF32)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return {"gpu": torch.cuda.get_device_name(device), "processes": processes, "cuda": torch.version.cuda,
+                "cudnn": torch.backends.cudnn.version(), "float32_matmul_precision": torch.get_float32_matmul_precision(),
+                "cudnn_tf32": torch.backends.cudnn.allow_tf32}
+    settings = {"threads": torch.get_num_threads(), "cpu": _cpu_model(), "aten_cpu_capability": os.environ.get("ATEN_CPU_CAPABILITY")}
+    return settings if processes == 1 else {**settings, "processes": processes}
 
 
 @contextmanager
@@ -150,16 +165,23 @@ class Artifact:
 class Cache:
     """``cache.get(stage, version, config, compute)`` returns an :class:`Artifact`, running
     ``compute(folder) -> info dict`` only when no valid artefact exists for this config on this
-    machine (see :func:`machine`)."""
+    machine: ``device`` ("cpu", "cuda", "cuda:<n>"; "auto" as :func:`scorecast.validation.resolve_device`)
+    and ``processes``, the device and number of data-parallel processes that compute this Cache's
+    artefacts (see :func:`machine`)."""
 
-    def __init__(self, root: str | Path | None = None):
+    def __init__(self, root: str | Path | None = None, device: str = "cpu", processes: int = 1):
         self.root = check_cache_root(Path(root).expanduser() if root else cache_root())
+        self.device, self.processes = resolve_device(device), check_positive_int("processes", processes)
         self._read_logged: set[str] = set()  # stages whose cache reads this Cache has logged (once each)
+
+    def settings(self) -> dict:
+        """This Cache's :func:`machine` settings, read now (the thread count can change)."""
+        return machine(self.device, self.processes)
 
     def folder(self, stage: str, version: str, config: dict, settings: dict | None = None) -> Path:
         """``<root>/<stage>/<key>``; the key covers ``config`` and the machine ``settings``
-        (default: this process's :func:`machine`)."""
-        return self.root / stage / config_key(stage, version, {"config": config, "machine": settings or machine()})
+        (default: :meth:`settings`)."""
+        return self.root / stage / config_key(stage, version, {"config": config, "machine": settings or self.settings()})
 
     def load(self, stage: str, version: str, config: dict) -> Artifact | None:
         """The valid artefact for this config on this machine, or None (missing, half-written or corrupted)."""
@@ -193,7 +215,7 @@ class Cache:
             return None
 
     def get(self, stage: str, version: str, config: dict, compute: Callable[[Path], dict[str, Any] | None]) -> Artifact:
-        settings = machine()
+        settings = self.settings()
         final = self.folder(stage, version, config, settings)
         found = self._load(final)
         if found is not None:

@@ -53,6 +53,8 @@ DEFAULT_EXPERIMENT = {
     # test images beside PGD; None: PGD only
     "eval_autoattack_samples": None,
     "device": "auto",
+    # data-parallel processes per training run (scorecast.distributed.launch: torchrun on this node, one GPU each on CUDA)
+    "processes": 1,
 }
 
 _DATA = {"name": str, "root": (str, type(None)), "download": bool, "resize": int, "crop": int, "pad": int, "flip": bool, "num_classes": int, "limit": int, "mmap": (str, type(None))}
@@ -69,6 +71,7 @@ EXPERIMENT_SCHEMA = {
     "eval_attack_steps": int,
     "eval_autoattack_samples": (int, type(None)),
     "device": str,
+    "processes": int,
 }
 PARADIGMS = ("supervised", "adversarial")
 SUBSET_LENGTHS = ("steps", "epochs", "phase")
@@ -80,6 +83,7 @@ _MINIMUM = {
     "record": {"trajectory_length": 1},
     "eval_attack_steps": 1,
     "eval_autoattack_samples": 1,
+    "processes": 1,
 }
 _MINIMUM["test_data"] = _MINIMUM["data"]
 # values that must stay below a bound (exclusive), by block

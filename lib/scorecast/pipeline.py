@@ -27,7 +27,13 @@ Experiment config (validated and filled in from :data:`scorecast.params.DEFAULT_
      "paradigm": "supervised" | "adversarial", "scoring": Recipe fields, "record": {"source",
      "trajectory", "trajectory_length"}, "subset_length": "phase" | "steps" | "epochs",
      "retrain": Recipe fields, "attack": PGD fields, "eval_attack_steps": 20,
-     "eval_autoattack_samples": None, "device": "auto"}
+     "eval_autoattack_samples": None, "device": "auto", "processes": 1}
+
+``processes: N`` (N > 1) trains every scoring run and retraining data-parallel on N processes of
+this node (one GPU each on CUDA, gloo processes on a CPU), started with ``torchrun`` by
+:func:`scorecast.distributed.launch` from the calling process, so a notebook (also under papermill)
+needs no launcher of its own; the caller writes the cache. Such runs are keyed with N (the cache's
+machine settings): they equal a one-process run to float tolerance, not bit for bit.
 """
 
 from __future__ import annotations
@@ -41,10 +47,11 @@ import torch
 
 from . import metrics, prune, scores, unsupervised
 from .cache import Cache
-from .provenance import use_tier_threads
 from .data import ImageDataset, check_test_split, random_subset
+from .distributed import check_processes, launch
 from .models import build_model
 from .params import check_unsupervised_options, validate_experiment
+from .provenance import use_tier_threads
 from .recipe import Recipe
 from .registry import method_label
 from .shared import ScoreStages, summarise
@@ -79,9 +86,11 @@ class Pipeline(ScoreStages):
     def __init__(self, experiment: dict | str | Path, cache_root: str | Path | None = None):
         use_tier_threads(experiment)  # a hand run of params/<tier>/... uses that tier's thread count, as run_all.sh does
         self.experiment = validate_experiment(experiment)
-        self.cache = Cache(cache_root)
         self.model_name = self.experiment["model"]
         self.device = self.experiment["device"]
+        self.processes = check_processes(self.experiment["processes"], self.device)
+        self.cache = Cache(cache_root, self.device)  # stages computed in this process
+        self.training_cache = Cache(cache_root, self.device, self.processes)  # scoring runs and retraining
         self.paradigm = self.experiment["paradigm"]
         self.attack = PGD(**self.experiment["attack"]) if self.paradigm == "adversarial" else None
         self.test_set  # noqa: B018 -- loads both splits and checks them together (check_test_split) before any training
@@ -167,15 +176,30 @@ class Pipeline(ScoreStages):
         }
 
         def compute(folder: Path) -> dict:
-            model = build_model(self.model_name, self.train_set.num_classes, self.train_set.in_channels, seed=seed)
-            train(model, self.train_set, indices, recipe, seed, record, folder / "dynamics", self.attack, self.device,
-                  desc=f"scoring run seed {seed}" + ("" if fraction is None else f" subset {fraction}"))
-            torch.save(model.cpu().state_dict(), folder / "model.pt")
-            return {"m": int(len(indices))}
+            desc = f"scoring run seed {seed}" + ("" if fraction is None else f" subset {fraction}")
+            return self._training(self._scoring_model, folder=folder, indices=indices, recipe=recipe, seed=seed, record=record, desc=desc)
 
-        art = self.cache.get("train", STAGE_VERSIONS["train"], config, compute)
+        art = self.training_cache.get("train", STAGE_VERSIONS["train"], config, compute)
         ds = self.train_set
         return Run(indices, Dynamics(art.path / "dynamics"), art.path, art.seconds, self.model_name, ds.num_classes, ds.in_channels)
+
+    def _training(self, function, **kwargs):
+        """``function(**kwargs, device=...)`` here, or, with ``experiment.processes`` above 1, on that
+        many data-parallel processes (:func:`scorecast.distributed.launch`); rank 0's result."""
+        if self.processes == 1:
+            return function(**kwargs, device=self.device)
+        return launch(function, kwargs, self.processes, self.device)
+
+    def _scoring_model(self, folder: Path, indices: np.ndarray, recipe: Recipe, seed: int, record: RecordSpec, desc: str,
+                       device: str, distributed: bool = False) -> dict:
+        """Train the scoring model on ``indices`` (m,) with the experiment's attack, writing its
+        dynamics to ``folder/dynamics`` and its weights to ``folder/model.pt`` (rank 0 of a
+        data-parallel run writes both)."""
+        model = build_model(self.model_name, self.train_set.num_classes, self.train_set.in_channels, seed=seed)
+        train(model, self.train_set, indices, recipe, seed, record, folder / "dynamics", self.attack, device, desc=desc, distributed=distributed)
+        if not distributed or torch.distributed.get_rank() == 0:
+            torch.save(model.cpu().state_dict(), folder / "model.pt")
+        return {"m": int(len(indices))}
 
     def scoring_run(self, scorer: ScorerSpec, seed: int, fraction: float | None) -> Run:
         """The run ``scorer`` reads: its recipe overrides, all samples or a random ``fraction``."""
@@ -242,10 +266,16 @@ class Pipeline(ScoreStages):
             config["autoattack"] = {"samples": autoattack, "eps": robust.eps, "version": "standard without FAB-T"}
 
         def compute(folder: Path) -> dict:
-            return prune.retrain_and_evaluate(self.model_name, self.train_set, self.test_set, kept, recipe, seed, self.attack, robust, self.device,
-                                              autoattack)
+            return self._training(self._retrained_model, kept=kept, recipe=recipe, seed=seed, robust=robust, autoattack=autoattack)
 
-        return self.cache.get("retrain", STAGE_VERSIONS["retrain"], config, compute).info
+        return self.training_cache.get("retrain", STAGE_VERSIONS["retrain"], config, compute).info
+
+    def _retrained_model(self, kept: np.ndarray, recipe: Recipe, seed: int, robust: PGD | None, autoattack: int | None,
+                         device: str, distributed: bool = False) -> dict | None:
+        """:func:`scorecast.prune.retrain_and_evaluate` on the ``kept`` (m,) samples: its dict (None on
+        ranks other than 0 of a data-parallel run)."""
+        return prune.retrain_and_evaluate(self.model_name, self.train_set, self.test_set, kept, recipe, seed, self.attack, robust, device,
+                                          autoattack, distributed)
 
     # ---------------------------------------------------------------- tidy tables
     def accuracy_table(self, scorers: list, methods: list, rates: list[float], seeds: list[int],
@@ -301,8 +331,11 @@ class UnsupervisedPipeline(ScoreStages):
         self.experiment = validate_experiment(experiment)
         check_unsupervised_options(encoder, turtle, "parameters")
         self.encoder, self.turtle_options = dict(encoder), dict(turtle)
-        self.cache = Cache(cache_root)
         self.device = self.experiment["device"]
+        if self.experiment["processes"] != 1:
+            raise ScorecastError(f"experiment.processes={self.experiment['processes']}: data-parallel processes train the supervised and "
+                                 "adversarial paradigms' networks; TURTLE runs in one process (remove processes)")
+        self.cache = Cache(cache_root, self.device)
 
     def features(self) -> tuple[np.ndarray, float]:
         """(frozen label-free features (n, d) float32 of this pipeline's encoder, seconds)."""

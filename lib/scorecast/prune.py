@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
 
 from .data import ImageDataset
 from .metrics import topk_accuracy
@@ -60,7 +61,8 @@ def retrain_and_evaluate(
     robust_attack: PGD | None = None,
     device: str = "auto",
     autoattack_samples: int | None = None,
-) -> dict:
+    distributed: bool = False,
+) -> dict | None:
     """Train ``model_name`` from scratch on ``train_set[kept]`` and evaluate on ``test_set``.
 
     kept: (m,) dataset positions (e.g. from :func:`select`). ``attack`` makes the retraining
@@ -68,12 +70,15 @@ def retrain_and_evaluate(
     ``autoattack_samples`` robust accuracy under AutoAttack at the same radius on the first that many
     test images (:func:`scorecast.robust.autoattack_accuracy`).
     Returns {"top1", "top5", "robust_top1" (or None), "n_kept", "train_seconds", "eval_seconds"}, plus
-    "autoattack_top1" with ``autoattack_samples``.
+    "autoattack_top1" with ``autoattack_samples``. ``distributed=True``: one rank of a data-parallel
+    retraining (:mod:`scorecast.distributed`); rank 0 evaluates and returns the dict, other ranks None.
     """
     model = build_model(model_name, train_set.num_classes, train_set.in_channels, seed=seed)
     start = time.perf_counter()
-    train(model, train_set, kept, recipe, seed=seed, attack=attack, device=device, desc="retrain")
+    train(model, train_set, kept, recipe, seed=seed, attack=attack, device=device, desc="retrain", distributed=distributed)
     train_seconds = time.perf_counter() - start
+    if distributed and torch.distributed.get_rank() != 0:
+        return None
     start = time.perf_counter()
     clean, adv = predict(model, test_set, device=device, attack=robust_attack, seed=seed, amp=recipe.amp, channels_last=recipe.channels_last)
     labels = test_set.labels.numpy()

@@ -43,6 +43,7 @@ from .models import Classifier
 from .recipe import SPEED_DEFAULTS, Recipe
 from .validation import ScorecastError, check_choice, check_positive_int, resolve_device
 
+EVAL_BATCH = 512  # batch size of the eval-mode pass that records dynamics with RecordSpec source "eval"
 
 
 def quiet() -> bool:
@@ -152,15 +153,25 @@ class PGD:
             raise ScorecastError(f"attack step={self.step!r} must lie in (0, eps={self.eps}]")
         check_positive_int("attack steps", self.steps)
 
-    def perturb(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: ImageDataset, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Adversarial version of normalised inputs x (B, C, H, W); model mode is left unchanged."""
+    def perturb(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: ImageDataset, generator: torch.Generator | None = None,
+                shard: tuple[int, int, int] | None = None) -> torch.Tensor:
+        """Adversarial version of normalised inputs x (B, C, H, W); model mode is left unchanged.
+
+        The attack is per sample (eval-mode model, no gradient sync needed). ``shard=(rank, world,
+        global_batch)``: x is part ``rank`` of a global batch of ``global_batch`` samples cut as
+        :func:`scorecast.data.batches` cuts it; the random start is drawn for the whole global batch
+        (so ``generator`` advances alike on every rank) and this part's rows are kept, the draws a
+        one-process run makes for these samples."""
         std = to_device(torch.tensor(dataset.std).view(1, -1, 1, 1), x.device)
         mean = to_device(torch.tensor(dataset.mean).view(1, -1, 1, 1), x.device)
         lower, upper = (0 - mean) / std, (1 - mean) / std
         eps, step = self.eps / std, self.step / std
         delta = torch.zeros_like(x)
         if self.random_start:
-            delta = (to_device(torch.rand(x.shape, generator=generator), x.device) * 2 - 1) * eps
+            uniform = torch.rand(x.shape if shard is None else (shard[2], *x.shape[1:]), generator=generator)
+            if shard is not None:
+                uniform = torch.tensor_split(uniform, shard[1])[shard[0]]
+            delta = (to_device(uniform, x.device) * 2 - 1) * eps
         x_adv = torch.max(torch.min(x + delta, upper), lower).detach()
         for _ in range(self.steps):
             x_adv.requires_grad_(True)
@@ -317,7 +328,9 @@ def train(
     trains a DistributedDataParallel copy on its shard of every global batch of
     ``recipe.batch_size`` (BatchNorm synchronised over the global batch), records the samples it
     saw, and rank 0 merges the records into canonical order and returns the :class:`Dynamics`
-    (other ranks return None). The model's weights end up the same on every rank.
+    (other ranks return None). The model's weights end up the same on every rank. Adversarial
+    training too: each rank attacks its own samples (PGD is per sample) with the random starts a
+    one-process run draws for them.
     """
     indices = np.sort(np.asarray(indices, dtype=np.int64))
     if len(indices) == 0:
@@ -330,10 +343,10 @@ def train(
     if distributed:
         from . import distributed as dist_tools
 
-        if attack is not None:
-            raise ScorecastError("train: distributed=True supports standard training only; run adversarial training in one process")
         shard, merge, net, flush = dist_tools.rank_and_world(), dist_tools.merge_to_rank0, dist_tools.wrap(model, exe.device), "epoch"
     runner = torch.compile(net) if exe.compile else net
+    # PGD and the clean record are eval-mode passes, sample by sample: no gradient sync, so never through DDP
+    attacker = runner if shard is None else (torch.compile(model) if exe.compile else model)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = -(-len(indices) // recipe.batch_size)
@@ -358,19 +371,19 @@ def train(
         model.train()
         for step, (x, y, idx) in enumerate(batches(dataset, indices, recipe.batch_size, train=True, generator=generator, device=exe.device, shard=shard)):
             x = x_in = exe.inputs(x)
+            global_batch = min(recipe.batch_size, len(indices) - step * recipe.batch_size)
             with exe.autocast():
                 if attack is not None:  # PGD against the current weights; clean view recorded before the step
                     model.eval()
-                    x_in = attack.perturb(runner, x, y, dataset, generator)
+                    x_in = attack.perturb(attacker, x, y, dataset, generator, None if shard is None else (*shard, global_batch))
                     if record_in_train:
                         with torch.no_grad():
-                            recorder.record("clean", row, idx, runner(x), y)
+                            recorder.record("clean", row, idx, attacker(x), y)
                     model.train()
                 logits = runner(x_in)
                 if shard is None:
                     loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
                 else:  # DDP averages gradients over ranks: scale each rank's sum so the result is the global batch's mean
-                    global_batch = min(recipe.batch_size, len(indices) - step * recipe.batch_size)
                     loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing, reduction="sum") * (shard[1] / global_batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -380,8 +393,8 @@ def train(
             if record_in_train:
                 recorder.record("adv" if attack else "clean", row, idx, logits, y)
         if row is not None and not record_in_train:
-            mine = indices if shard is None else np.array_split(indices, shard[1])[shard[0]]
-            clean, adv = _eval_pass(model, dataset, mine, exe, 512, attack, seed + epoch, output="logits")
+            mine = _shard_positions(indices, EVAL_BATCH, shard)
+            clean, adv = _eval_pass(model, dataset, indices, exe, EVAL_BATCH, attack, seed + epoch, output="logits", shard=shard)
             labels = dataset.labels[mine]
             recorder.record("clean", row, torch.as_tensor(mine), clean, labels)
             if attack is not None:
@@ -435,28 +448,42 @@ def view_softmax(model: Classifier, dataset: ImageDataset, views: int, attack: P
                      for k in range(views)])
 
 
-def _eval_pass(model, dataset, indices, exe: Execution, batch_size, attack, seed, output: str, augment: bool = False):
+def _shard_positions(indices: np.ndarray, batch_size: int, shard: tuple[int, int] | None) -> np.ndarray:
+    """The entries of ``indices`` (m,), in order, that rank ``shard[0]`` of ``shard[1]`` is given
+    when :func:`scorecast.data.batches` cuts each unshuffled batch of ``batch_size``; all of them
+    without a shard."""
+    if shard is None:
+        return indices
+    return np.concatenate([np.array_split(indices[start : start + batch_size], shard[1])[shard[0]] for start in range(0, len(indices), batch_size)])
+
+
+def _eval_pass(model, dataset, indices, exe: Execution, batch_size, attack, seed, output: str, augment: bool = False,
+               shard: tuple[int, int] | None = None):
     """Eval-mode pass in the order of ``indices`` under ``exe``: (clean logits or embeddings (n, D),
     adversarial logits (n, C) or None), CPU float32. Each batch's output is copied into a host array
-    (pinned on CUDA, without a host sync); the pass waits for the device once, at the end."""
+    (pinned on CUDA, without a host sync); the pass waits for the device once, at the end.
+    ``shard=(rank, world)``: this rank's part of every batch only (rows in the order of
+    :func:`_shard_positions`), with the random draws of a one-process pass."""
     model = exe.place(model).eval()
     indices = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
     generator = torch.Generator().manual_seed(seed)
     outputs: dict[str, torch.Tensor] = {}
+    rows = len(_shard_positions(indices, batch_size, shard))
 
     def keep(name: str, start: int, value: torch.Tensor) -> None:
         if name not in outputs:
-            outputs[name] = torch.empty((len(indices), value.shape[1]), dtype=torch.float32, pin_memory=exe.device.type == "cuda")
+            outputs[name] = torch.empty((rows, value.shape[1]), dtype=torch.float32, pin_memory=exe.device.type == "cuda")
         outputs[name][start : start + len(value)].copy_(value, non_blocking=True)
 
     start = 0
-    for x, y, _ in batches(dataset, indices, batch_size, train=augment, generator=generator, device=exe.device, shuffle=False):
+    for step, (x, y, _) in enumerate(batches(dataset, indices, batch_size, train=augment, generator=generator, device=exe.device, shuffle=False, shard=shard)):
         x = exe.inputs(x)
         with exe.autocast():
             with torch.no_grad():
                 keep("clean", start, (model.embed(x) if output == "embedding" else model(x)).float())
             if attack is not None:
-                x_adv = attack.perturb(model, x, y, dataset, generator)
+                global_batch = min(batch_size, len(indices) - step * batch_size)
+                x_adv = attack.perturb(model, x, y, dataset, generator, None if shard is None else (*shard, global_batch))
                 with torch.no_grad():
                     keep("adv", start, model(x_adv).float())
         start += len(x)
