@@ -76,13 +76,16 @@ trap 'stop INT' INT
 trap 'stop TERM' TERM
 
 # execute NAME NOTEBOOK PARAMS OUT_DIR: papermill notebooks/NOTEBOOK.ipynb -> OUT_DIR/NOTEBOOK.ipynb with
-# the parameter file PARAMS and output_dir OUT_DIR; on failure says which notebook, file and cell.
+# the values of the parameter file PARAMS merged over its layers (params/base/NOTEBOOK.yaml, and the tier
+# file under a variant: scorecast.paramfiles) and output_dir OUT_DIR; on failure says which notebook, file and cell.
 execute() {
-  local name=$1 notebook=$2 params=$3 out=$4 rc=0 marker
+  local name=$1 notebook=$2 params=$3 out=$4 rc=0 marker values
+  values=$("$PY" -m scorecast.params merged "notebooks/$notebook.ipynb" "$params") \
+    || { echo "run_all.sh: notebook $name: its parameters ($params) are invalid (see above); not executed" >&2; return 1; }
   marker=$(mktemp)
   mkdir -p "$out"
   "$PY" -c 'import os, sys; os.setpgid(0, 0); os.execvp(sys.argv[1], sys.argv[1:])' \
-    "$PY" -m papermill "notebooks/$notebook.ipynb" "$out/$notebook.ipynb" -f "$params" \
+    "$PY" -m papermill "notebooks/$notebook.ipynb" "$out/$notebook.ipynb" -y "$values" \
     -p output_dir "$out" --kernel python3 --cwd "$ROOT" --log-level WARNING &
   running=$!
   wait "$running" || rc=$?
@@ -164,9 +167,10 @@ if [ "$tier" = cpu ] && [ -z "${SCORECAST_DATA_ROOT:-}" ]; then
   [ -d data/cifar10-jpeg ] || { echo "run_all.sh: the cpu tier needs CIFAR-10 as an image folder: set SCORECAST_DATA_ROOT or put it in data/cifar10-jpeg" >&2; exit 1; }
   export SCORECAST_DATA_ROOT="$ROOT/data/cifar10-jpeg"
 fi
-# A run is named after its parameter file: params/<tier>/<notebook>.yaml, or <notebook>--<variant>.yaml
-# for a second setting of the same artefact (e.g. tab4_adversarial--2m, the paper's Table 5), which
-# executes the same notebook into its own folder results/<tier>/<notebook>--<variant>/.
+# A run is named after its parameter file: params/<tier>/<notebook>.yaml (the tier's values over
+# params/base/<notebook>.yaml), or <notebook>--<variant>.yaml for a second setting of the same artefact
+# (e.g. tab4_adversarial--2m, the paper's Table 5; its values over the tier file's), which executes the
+# same notebook into its own folder results/<tier>/<notebook>--<variant>/.
 if [ ${#notebooks[@]} -eq 0 ]; then
   for f in params/"$tier"/*.yaml; do
     name=$(basename "$f" .yaml)

@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT / "lib"))
 
 from scorecast.data import CIFAR_MEAN, CIFAR_STD, Augmentation, ImageDataset  # noqa: E402
 from scorecast.models import build_model  # noqa: E402
+from scorecast.paramfiles import read_params  # noqa: E402
 from scorecast.train import Recipe, RecordSpec, train  # noqa: E402
 
 # name: (recipe options, record_flush)
@@ -109,7 +110,7 @@ def fig2_work(path: str = "params/paper/fig2_accuracy_vs_pruning_rate.yaml", n: 
     and a ``fraction`` scoring run (subset_length: epochs); one retraining per (method, rate) of
     ``methods`` and ``balanced_methods``, except that rate 0 keeps every sample, so all methods share
     one run; one embedding per subset run; the proxy's views once per (subset run, augmentations)."""
-    notebook = yaml.safe_load((ROOT / path).read_text())
+    notebook = read_params(ROOT / path)  # the paper tier's values over params/base/
     experiment = yaml.safe_load((ROOT / notebook["experiment"]).read_text())
     seeds, rates, fractions = len(notebook["seeds"]), notebook["rates"], notebook["fractions"]
     scoring, retrain = experiment["scoring"]["epochs"], experiment["retrain"]["epochs"]

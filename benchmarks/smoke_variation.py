@@ -34,7 +34,9 @@ def run(out: Path, name: str, assignments: list[str]) -> None:
         if not notebook.exists():
             continue
         start = time.time()
-        subprocess.run([sys.executable, "-m", "papermill", str(notebook), str(folder / f"{path.stem}.ipynb"), "-f", str(path),
+        values = subprocess.run([sys.executable, "-m", "scorecast.params", "merged", str(notebook), str(path)], env=env,
+                                capture_output=True, text=True, check=True).stdout  # the file over its layers, as run_all.sh passes it
+        subprocess.run([sys.executable, "-m", "papermill", str(notebook), str(folder / f"{path.stem}.ipynb"), "-y", values,
                         "-p", "output_dir", str(folder), "--cwd", str(ROOT), "--log-level", "WARNING"], env=env, check=True)
         print(f"{name}: {path.stem} in {time.time() - start:.0f} s", flush=True)
 

@@ -17,7 +17,7 @@ import yaml
 
 from scorecast import dryrun
 from scorecast.data import load_dataset
-from scorecast.params import validate_experiment, validate_notebook_params
+from scorecast.params import load_params, validate_experiment
 from scorecast.validation import ScorecastError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ def test_generated_data_loads_with_the_paper_loader(tmp_path, key):
 
 
 def _paper(name):
-    params = validate_notebook_params(yaml.safe_load((ROOT / "params/paper" / f"{name}.yaml").read_text()), name)
+    params = load_params(ROOT / "params/paper" / f"{name}.yaml")  # the paper tier's values over params/base/<name>.yaml
     return params, validate_experiment(str(ROOT / params["experiment"]))
 
 

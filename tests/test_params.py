@@ -200,7 +200,7 @@ NOTEBOOK = "notebooks/quickstart.ipynb"
 
 
 def test_check_refuses_keys_the_notebook_does_not_take(tmp_path):
-    good = yaml.safe_load(open("params/smoke/quickstart.yaml"))
+    good = load_params("params/smoke/quickstart.yaml")  # the smoke tier's values over params/base/quickstart.yaml
     assert check_file(NOTEBOOK, _write(tmp_path / "good.yaml", good)) == good
     with pytest.raises(ScorecastError) as err:
         check_file(NOTEBOOK, _write(tmp_path / "typo.yaml", {**good, "ratez": [0.5]}))
@@ -225,14 +225,13 @@ def test_run_all_refuses_a_misspelt_option_before_running_any_notebook():
     before papermill starts (no output folder, no notebook heading)."""
     name = "quickstart--typo-test-params"
     path = Path("params/smoke") / f"{name}.yaml"
-    text = Path("params/smoke/quickstart.yaml").read_text().replace("window: 10", "windw: 10")
-    assert "windw" in text
-    path.write_text(text)
+    path.write_text("scorers:\n- {name: du, windw: 10}\n")  # a variant of the smoke file with one misspelt option
     try:
         done = subprocess.run(["./run_all.sh", name], capture_output=True, text=True, timeout=300)
     finally:
         path.unlink()
     assert done.returncode != 0
-    assert f"{name}.yaml: scorers[0]: unknown option 'windw' for du (did you mean 'window'?)" in done.stderr
+    assert (f"{name}.yaml (over params/smoke/quickstart.yaml, params/base/quickstart.yaml): scorers[0]: unknown option 'windw' "
+            "for du (did you mean 'window'?)") in done.stderr
     assert "no notebook was run" in done.stderr and f"== smoke: {name}" not in done.stdout
     assert not Path(f"results/smoke/{name}").exists()

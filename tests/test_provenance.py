@@ -48,6 +48,9 @@ def test_code_hash_moves_with_the_library_and_the_parameters_but_not_with_output
     (tmp_path / "params" / "smoke" / "quickstart.yaml").write_text((tmp_path / "params" / "smoke" / "quickstart.yaml").read_text() + "\n# edit\n")
     after_params = code_hash("smoke", tmp_path)
     assert after_params != before
+    (tmp_path / "params" / "base" / "quickstart.yaml").write_text((tmp_path / "params" / "base" / "quickstart.yaml").read_text() + "\n# edit\n")
+    assert code_hash("smoke", tmp_path) != after_params, "a tier's values include its base files"
+    after_params = code_hash("smoke", tmp_path)
     scores = tmp_path / "lib" / "scorecast" / "scores.py"
     scores.write_text(scores.read_text() + "\n")
     assert code_hash("smoke", tmp_path) != after_params

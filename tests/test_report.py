@@ -1,6 +1,6 @@
 """The index (scorecast.report): the claim -> verdict summary, paper order, full verdicts with badge and
-reason from REPRODUCTION.md, numbers from the CSVs with regime and seeds, links to every file; the summary
-block of REPRODUCTION.md generated from the committed CSVs; and the generated tiers table."""
+reason from REPRODUCTION.md (scorecast.verdicts), numbers from the CSVs (scorecast.ours) with regime and seeds,
+links to every file; the summary block of REPRODUCTION.md generated from the committed CSVs."""
 
 import re
 from pathlib import Path
@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scorecast import report
+from scorecast import ours, report, verdicts as verdict_marks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ def _tier(tmp_path: Path, notebooks: list[str]) -> Path:
 def test_every_notebook_is_an_artefact_and_every_artefact_but_the_quickstart_has_a_verdict():
     notebooks = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
     assert {a.notebook for a in report.ARTEFACTS} == notebooks
-    verdicts = report.verdicts(ROOT / "REPRODUCTION.md")
+    verdicts = verdict_marks.verdicts(ROOT / "REPRODUCTION.md")
     assert set(verdicts) == notebooks - {"quickstart"}
     fig2 = verdicts["fig2_accuracy_vs_pruning_rate"]
     assert fig2.badge == "not reproduced" and fig2.text.startswith("**not reproduced.**") and "class-balanced" in fig2.text
@@ -40,11 +40,11 @@ def test_verdict_is_the_whole_paragraph_or_list_after_its_marker(tmp_path):
             "<!-- verdict: d | no paper number | why d -->Verdict:\n- **Fidelity: good.** Rest\n  goes on.\n- Second.\n")
     path = tmp_path / "R.md"
     path.write_text(text)
-    verdicts = report.verdicts(path)
-    assert verdicts["a"] == verdicts["b"] == report.Verdict("**kept in kind.** More text.", "partly", "why a")
-    assert verdicts["c"] == report.Verdict("**Label:** a claim (0.5 vs 0.6): why.", "reproduced", "why c")
+    verdicts = verdict_marks.verdicts(path)
+    assert verdicts["a"] == verdicts["b"] == verdict_marks.Verdict("**kept in kind.** More text.", "partly", "why a")
+    assert verdicts["c"] == verdict_marks.Verdict("**Label:** a claim (0.5 vs 0.6): why.", "reproduced", "why c")
     assert verdicts["d"].text == "- **Fidelity: good.** Rest\n  goes on.\n- Second."
-    assert report._markdown_block(verdicts["d"].text) == "<ul><li><strong>Fidelity: good.</strong> Rest goes on.</li><li>Second.</li></ul>"
+    assert verdict_marks.markdown_html(verdicts["d"].text) == "<ul><li><strong>Fidelity: good.</strong> Rest goes on.</li><li>Second.</li></ul>"
 
 
 @pytest.mark.parametrize("marker", ["<!-- verdict: a -->", "<!-- verdict: a | maybe | why -->", "<!-- verdict: a | partly | -->"])
@@ -52,7 +52,7 @@ def test_a_verdict_marker_without_a_known_badge_or_a_reason_is_an_error(tmp_path
     path = tmp_path / "R.md"
     path.write_text(f"{marker}Verdict: text.\n")
     with pytest.raises(ValueError, match="must read '<!-- verdict: <notebook>.*with a badge out of reproduced, partly"):
-        report.verdicts(path)
+        verdict_marks.verdicts(path)
 
 
 def test_the_summary_of_reproduction_md_is_generated_from_the_committed_csvs(tmp_path):
@@ -131,7 +131,7 @@ def test_ours_leaves_out_numbers_absent_from_the_tier(tmp_path):
     csv = tmp_path / "t.csv"
     pd.DataFrame({"scorer": ["du"], "method": ["knn(k=10)"], "fraction": [0.1], "spearman_mean": [0.3], "spearman_std": [0.01]}).to_csv(csv, index=False)
     artefact = next(a for a in report.ARTEFACTS if a.notebook == "app_subset_size")
-    assert report.ours_values(artefact.ours, csv) == ["kNN 10 %: 0.300 ± 0.010"]
+    assert ours.ours_values(artefact.ours, csv) == ["kNN 10 %: 0.300 ± 0.010"]
 
 
 def test_route_costs_count_each_stage_once_with_one_final_training_per_rate(tmp_path):
@@ -139,16 +139,8 @@ def test_route_costs_count_each_stage_once_with_one_final_training_per_rate(tmp_
     pd.DataFrame({"setting": ["full", "knn(k=10) @ 0.2", "random"], "rate": [0.5] * 3, "scoring_seconds_mean": [100.0, 30.0, 0.0],
                   "embedding_seconds_mean": [0.0, 5.0, 0.0], "final_training_seconds_mean": [40.0, 90.0, 50.0],
                   "total_seconds_mean": [140.0, 125.0, 50.0]}).to_csv(csv, index=False)
-    assert report.route_costs(csv) == {0.5: {"full": 150.0, "knn(k=10) @ 0.2": 85.0, "random": 50.0}}  # final training: median 50
+    assert ours.route_costs(csv) == {0.5: {"full": 150.0, "knn(k=10) @ 0.2": 85.0, "random": 50.0}}  # final training: median 50
     assert report._fig3_costs(csv) == ["end-to-end cost at rate 0.5 (one measurement per stage): full DU 150.0 s, kNN 85.0 s, "
                                        "random 50.0 s, kNN speed-up 1.8x"]
     assert report._speedup(tmp_path / "tab1_relative_accuracy_speedup.csv") == [
         "end-to-end speed-up of the kNN route (Fig. 3's stage times): 1.8x at rate 0.5"]
-
-
-def test_tiers_table_is_generated_from_the_parameter_files():
-    table = report.tiers_table("fig2_accuracy_vs_pruning_rate")
-    lines = table.splitlines()
-    assert lines[2].startswith("| smoke | digits | tiny_cnn | 20 / 10 |")
-    assert any(line.startswith("| cpu | imagefolder, 10,000 samples | cnn_bn | 15 / 15 |") for line in lines)
-    assert table._repr_markdown_() == str(table)

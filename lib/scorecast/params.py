@@ -1,24 +1,24 @@
 """Parameter files: schema, defaults and validation.
 
-Every notebook's ``parameters`` cell and every ``params/<tier>/<notebook>.yaml`` use the keys in
-:data:`NOTEBOOK_KEYS`; ``experiment`` is the nested config of :class:`scorecast.pipeline.Pipeline`;
-each ``scorers``/``methods`` entry becomes a typed spec (:mod:`scorecast.specs`). An unknown or
-mistyped key, a wrong type or an impossible value stops the run before any data is loaded, with a
-message naming the key, the file and what is allowed.
+Every notebook's ``parameters`` cell and every parameter file use the keys in :data:`NOTEBOOK_KEYS`; a
+file ``params/<tier>/<notebook>.yaml`` holds a tier's own values over the notebook's
+``params/base/<notebook>.yaml`` (the layers: :mod:`scorecast.paramfiles`). ``experiment`` is the nested
+config of :class:`scorecast.pipeline.Pipeline`; each ``scorers``/``methods`` entry becomes a typed spec
+(:mod:`scorecast.specs`). An unknown or mistyped key, a wrong type or an impossible value stops the run
+before any data is loaded, with a message naming the key, the file and what is allowed.
 
-Batch runs check every parameter file against its notebook first::
+Batch runs check every parameter file against its notebook first, then hand papermill each run's merged values::
 
     python -m scorecast.params check notebooks/quickstart.ipynb params/smoke/quickstart.yaml [NOTEBOOK PARAMS ...]
+    python -m scorecast.params merged notebooks/quickstart.ipynb params/smoke/quickstart.yaml   # YAML on stdout
 
-which also refuses a top-level key that the notebook's parameters cell does not define.
+``check`` also refuses a key, in any layer, that the notebook's parameters cell does not define.
 """
 
 from __future__ import annotations
 
-import ast
 import copy
 import inspect
-import json
 import math
 import sys
 from pathlib import Path
@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from . import registry, scores, unsupervised
+from .paramfiles import layers, parameters_cell_keys, read_params, read_yaml, source as file_source
 from .paths import resolve
 from .recipe import Recipe
 from .specs import RECIPE_SCHEMA, check_encoder
@@ -132,36 +133,6 @@ def _merge(defaults: dict, overrides: dict) -> dict:
     return out
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a key written twice in one mapping (PyYAML keeps the last one silently)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, (str, int, float, bool)) or key is None:
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} (YAML would keep only its last value); "
-                                                            "write each key once", key_node.start_mark)
-                seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
-def _read_yaml(path: Path) -> dict:
-    """The mapping in the YAML file ``path``; unreadable, invalid, empty or comment-only files and
-    duplicate keys are refused with the file's name."""
-    try:
-        values = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise ScorecastError(f"cannot read parameter file {str(path)!r}: {err}") from err
-    if values is None:
-        raise ScorecastError(f"{path}: holds no parameters (the file is empty or only comments), so the run would silently use every "
-                             "default; write the keys to set, or leave the file out")
-    if not isinstance(values, dict):
-        raise ScorecastError(f"{path}: a parameter file must be a mapping")
-    return values
-
-
 def validate_experiment(experiment: dict | str, source: str = "experiment") -> dict:
     """Check an experiment config and return it merged over :data:`DEFAULT_EXPERIMENT`.
 
@@ -170,7 +141,7 @@ def validate_experiment(experiment: dict | str, source: str = "experiment") -> d
     shares one definition."""
     if isinstance(experiment, str):
         path = resolve(experiment)
-        source, experiment = str(path), _read_yaml(path)
+        source, experiment = str(path), read_yaml(path)
     if not isinstance(experiment, dict):
         raise ScorecastError(f"{source}: experiment must be a mapping, got {type(experiment).__name__}")
     _check_mapping(experiment, EXPERIMENT_SCHEMA, "experiment.", source)
@@ -416,58 +387,51 @@ def _build_recipe(values: dict, where: str) -> None:
 
 
 def load_params(path: str | Path) -> dict:
-    """Read and validate a parameter YAML file."""
-    path = Path(path)
-    return validate_notebook_params(_read_yaml(path), str(path))
-
-
-def parameters_cell_keys(notebook: str | Path) -> set[str]:
-    """The names the ``parameters``-tagged cell of ``notebook`` assigns (what papermill may set)."""
-    path = Path(notebook)
-    try:
-        cells = json.loads(path.read_text())["cells"]
-    except (OSError, ValueError, KeyError) as err:
-        raise ScorecastError(f"cannot read notebook {str(path)!r}: {err}") from err
-    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if not tagged:
-        raise ScorecastError(f"{path} has no cell tagged 'parameters'")
-    tree = ast.parse("".join(tagged[0]["source"]))
-    names = set()
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        names.update(t.id for t in targets if isinstance(t, ast.Name))
-    return names
+    """Read a parameter file over its layers (:func:`scorecast.paramfiles.read_params`) and validate the merged values."""
+    return validate_notebook_params(read_params(path), file_source(path))
 
 
 def check_file(notebook: str | Path, path: str | Path) -> dict:
-    """Validate the parameter file ``path`` for ``notebook``: every key must be one of the notebook's
-    parameters (papermill would only warn), every value valid, and the methods the notebook's code
-    looks up (:data:`NOTEBOOK_NEEDS`) present. Returns the parameters."""
+    """Validate the parameter file ``path`` for ``notebook``: every key of every layer
+    (:func:`scorecast.paramfiles.layers`) must be one of the notebook's parameters (papermill would only
+    warn), every merged value valid, and the methods the notebook's code looks up (:data:`NOTEBOOK_NEEDS`)
+    present. Returns the merged parameters in the order of the notebook's parameters cell."""
     path, notebook = Path(path), Path(notebook)
     if not notebook.is_file():
         known = sorted(p.stem for p in notebook.parent.glob("*.ipynb"))
         raise ScorecastError(f"no notebook {str(notebook)!r} for parameter file {str(path)!r}{did_you_mean(notebook.stem, known)}; "
                              f"the notebooks are: {known}")
-    values = _read_yaml(path)
     allowed = parameters_cell_keys(notebook)
-    for key in values:
-        if key not in allowed:
-            raise ScorecastError(f"{path}: {key!r} is not a parameter of {notebook.name}{did_you_mean(key, allowed)}; its parameters: {sorted(allowed)}")
-    return validate_notebook_params(values, str(path), notebook.stem)
+    for layer in layers(path):
+        for key in read_yaml(layer):
+            if key not in allowed:
+                raise ScorecastError(f"{layer}: {key!r} is not a parameter of {notebook.name}{did_you_mean(key, allowed)}; "
+                                     f"its parameters: {sorted(allowed)}")
+    values = validate_notebook_params(read_params(path), file_source(path), notebook.stem)
+    return {key: values[key] for key in allowed if key in values}
+
+
+USAGE = ("usage: python -m scorecast.params check NOTEBOOK.ipynb PARAMS.yaml [NOTEBOOK.ipynb PARAMS.yaml ...]\n"
+         "       python -m scorecast.params merged NOTEBOOK.ipynb PARAMS.yaml")
 
 
 def main(argv: list[str]) -> int:
-    """``check NOTEBOOK PARAMS [NOTEBOOK PARAMS ...]``: validate each pair; 0 when all are valid."""
-    if len(argv) < 3 or argv[0] != "check" or len(argv) % 2 == 0:
-        print("usage: python -m scorecast.params check NOTEBOOK.ipynb PARAMS.yaml [NOTEBOOK.ipynb PARAMS.yaml ...]", file=sys.stderr)
+    """``check NOTEBOOK PARAMS [NOTEBOOK PARAMS ...]``: validate each pair; 0 when all are valid.
+    ``merged NOTEBOOK PARAMS``: validate, then print the merged parameters as YAML (what papermill gets)."""
+    pairs = argv[1:]
+    if argv[:1] not in (["check"], ["merged"]) or not pairs or len(pairs) % 2 or (argv[0] == "merged" and len(pairs) != 2):
+        print(USAGE, file=sys.stderr)
         return 2
     failed = 0
-    for notebook, path in zip(argv[1::2], argv[2::2]):
+    for notebook, path in zip(pairs[0::2], pairs[1::2]):
         try:
-            check_file(notebook, path)
+            values = check_file(notebook, path)
         except ScorecastError as err:
             print(f"scorecast.params: {err}", file=sys.stderr)
             failed += 1
+            continue
+        if argv[0] == "merged":
+            print(yaml.safe_dump(values, sort_keys=False, width=1000), end="")
     return 1 if failed else 0
 
 

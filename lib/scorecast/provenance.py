@@ -81,11 +81,12 @@ def stored_threads(results_dir: str | Path) -> int:
 
 def code_hash(tier: str, root: Path | None = None) -> str:
     """16-hex-digit SHA-256 over the library's sources, the notebooks' cell sources (not their
-    outputs), the tier's parameter files and the pinned dependencies (pyproject.toml)."""
+    outputs), the tier's parameter files with the base files under them (``params/base/``, see
+    :mod:`scorecast.paramfiles`) and the pinned dependencies (pyproject.toml)."""
     root = root or project_root()
     digest = hashlib.sha256()
     files = [*sorted((root / "lib" / "scorecast").rglob("*.py")), *sorted((root / "params" / tier).glob("*.yaml")),
-             root / "pyproject.toml", *sorted((root / "notebooks").glob("*.ipynb"))]
+             *sorted((root / "params" / "base").glob("*.yaml")), root / "pyproject.toml", *sorted((root / "notebooks").glob("*.ipynb"))]
     for path in files:
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         if path.suffix == ".ipynb":
