@@ -53,12 +53,12 @@ def setup(notebook: str, namespace: dict) -> None:
     """Check the parameters of ``notebook`` (``notebooks/<notebook>.ipynb``): the names its ``parameters``
     cell assigns, read from ``namespace`` (the notebook's ``globals()``), validated as
     :data:`scorecast.params.PARAMETERS_CELL` (which also refuses a parameter papermill injected that the cell
-    does not define); then set the plot style (:func:`scorecast.plots.set_style`) and display
+    does not define, and a method the notebook's code looks up that is missing); then set the plot style (:func:`scorecast.plots.set_style`) and display
     :func:`tiers_table`. Raises :class:`ScorecastError` naming what is wrong."""
     names = parameters_cell_keys(project_root() / "notebooks" / f"{notebook}.ipynb")
     missing = [name for name in names if name not in namespace]
     if missing:
         raise ScorecastError(f"{notebook}: {missing} not defined: run the cell tagged 'parameters' before the setup")
-    params.validate_notebook_params({name: namespace[name] for name in names}, params.PARAMETERS_CELL)
+    params.validate_notebook_params({name: namespace[name] for name in names}, params.PARAMETERS_CELL, notebook)
     plots.set_style()
     display(tiers_table(notebook))
