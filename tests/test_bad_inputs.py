@@ -1,6 +1,5 @@
 """Issue 23: bad inputs refused before any training, with a message naming the file or key and the fix."""
 
-import json
 import os
 import subprocess
 import sys
@@ -10,7 +9,6 @@ import numpy as np
 import pytest
 import yaml
 
-from scorecast import data as data_module
 from scorecast.data import load_dataset
 from scorecast.params import PARAMETERS_CELL, check_file, load_params, validate_experiment, validate_notebook_params
 from scorecast.pipeline import Pipeline

@@ -17,6 +17,7 @@ Batch runs check every parameter file against its notebook first, then hand pape
 
 from __future__ import annotations
 
+import ast
 import copy
 import inspect
 import math
