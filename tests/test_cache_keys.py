@@ -78,6 +78,17 @@ def test_a_cache_key_changes_only_with_its_stage_version(tmp_path):
                                  f"is not in {RECORD.name}; bump the stage's version or keep the config as it was")
 
 
+def test_options_as_written_share_one_entry_when_they_resolve_alike(tmp_path):
+    """{knn} and {knn, k: 10} (the default k) are one artefact; a label or post-cache calibration adds none."""
+    pipe = Pipeline(EXPERIMENT, cache_root=tmp_path)
+    written = [{"name": "knn"}, {"name": "knn", "k": 10}, {"name": "knn", "label": "mine"}, {"name": "knn", "calibrate": True}]
+    scores = [pipe.extrapolated_scores(DU, 0.3, 0, method).scores for method in written]
+    assert len(list((tmp_path / "extrapolate").glob("*/manifest.json"))) == 1
+    assert all(np.array_equal(scores[0], s) for s in scores[1:3]) and not np.array_equal(scores[0], scores[3])
+    pipe.extrapolated_scores(DU, 0.3, 0, {"name": "knn", "k": 7})
+    assert len(list((tmp_path / "extrapolate").glob("*/manifest.json"))) == 2  # another k is another artefact
+
+
 if __name__ == "__main__":
     import tempfile
 

@@ -111,13 +111,13 @@ class ScoreStages:
         """The cached extrapolation stage: ``function(Z, subset_idx, subset_scores, **options)`` -> (n,)
         on this paradigm's features Z (n, d) of a run on a ``fraction`` subset, with
         ``options = options_of(Z, run, subset_scores)``; ``calibrate`` applied after the cache. The cache
-        key holds the run, the scorer and the method as written (their ``given`` options, a ``label``
-        included) and the k the options resolved to."""
+        key holds the run, the scorer and the method resolved (:meth:`scorecast.specs.Spec.cache_key`: every
+        option that changes the result, defaults filled in; no label, no calibration) and the k they resolved to."""
         run = self.scoring_run(scorer, seed, fraction)
         computed = self.subset_scores(run, scorer)
         Z, feature_seconds = self.extrapolation_features(run)
         options = options_of(Z, run, computed)
-        config = {"run": run.path.name, "scorer": scorer.given, "method": {**method.given, "k": options.get("k")}}
+        config = {"run": run.path.name, "scorer": scorer.cache_key(), "method": {**method.cache_key(), "k": options.get("k")}}
 
         def compute(folder: Path) -> dict:
             np.save(folder / "scores.npy", function(Z, run.indices, computed, **options))

@@ -14,9 +14,10 @@ entry came from. Options are declared with :func:`option`; their Python annotati
 (``int``, ``float``, ``bool``, ``str``, ``X | None``, ``int | str``, ``tuple[int, ...]`` or
 ``dict``), ``low``/``high``/``choices`` the allowed values.
 
-A spec remembers the options as written (``given``): :meth:`Spec.title` and the cache keys are built
+A spec remembers the options as written (``given``): :meth:`Spec.title` is built
 from them, so ``{name: knn, k: 10}`` keeps its label ``knn(k=10)``. Two specs are the same spec when
-they have the same type and the same options as written.
+they have the same type and the same options as written. Cache keys hold :meth:`Spec.cache_key`
+instead: the options resolved, without those that change no cached result (``keyed=False``).
 """
 from __future__ import annotations
 
@@ -34,10 +35,13 @@ from .validation import ScorecastError, check_mapping, did_you_mean
 spec = dataclass(frozen=True, eq=False)  # equality and hash come from Spec (type + options as written)
 
 
-def option(default, *, low=None, high=None, low_open: bool = False, high_open: bool = False, choices: tuple = ()):
+def option(default, *, low=None, high=None, low_open: bool = False, high_open: bool = False, choices: tuple = (),
+           keyed: bool = True):
     """A spec option: ``default``, numeric bounds ``low``/``high`` (closed unless ``*_open``) and, for
-    strings, the allowed ``choices``. ``None`` as a bound means unbounded."""
-    metadata = {"low": low, "high": high, "low_open": low_open, "high_open": high_open, "choices": tuple(choices)}
+    strings, the allowed ``choices``. ``None`` as a bound means unbounded. ``keyed=False``: the option does
+    not change what the cached stages compute (a label, a map applied after the cache), so it stays out
+    of :meth:`Spec.cache_key`."""
+    metadata = {"low": low, "high": high, "low_open": low_open, "high_open": high_open, "choices": tuple(choices), "keyed": keyed}
     if isinstance(default, dict):
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -134,6 +138,12 @@ class Spec:
     def as_dict(self) -> dict:
         """Every option with its value (defaults filled in), name first."""
         return {"name": self.name, **{key: getattr(self, key) for key in self.options()}}
+
+    def cache_key(self) -> dict:
+        """What a cache key holds of this spec: the name and every option that changes a cached result,
+        resolved (defaults filled in), so ``{name: knn}`` and ``{name: knn, k: 10}`` share one entry and a
+        new ``label`` recomputes nothing."""
+        return {"name": self.name, **{key: getattr(self, key) for key, field in self.options().items() if field.metadata.get("keyed", True)}}
 
     def title(self) -> str:
         """Readable, stable name from the options as written, e.g. ``knn(k=10)``; ``label`` overrides."""
@@ -233,7 +243,7 @@ class MethodSpec(Spec):
     validates: ClassVar[bool] = False
     display: ClassVar[str | None] = None  # None: the name
     style: ClassVar[tuple[str, str] | None] = None
-    label: str | None = option(None)
+    label: str | None = option(None, keyed=False)
     given: dict = _GIVEN
 
     def run(self, pipe, scorer: "ScorerSpec", seed: int, fraction: float | None):
@@ -261,4 +271,4 @@ class Extrapolator(MethodSpec):
     """Options every extrapolator from subset scores has: ``calibrate`` maps the extrapolated part
     onto the subset's score distribution (:func:`scorecast.extrapolate.calibrate_to_subset`)."""
 
-    calibrate: bool = option(False)
+    calibrate: bool = option(False, keyed=False)

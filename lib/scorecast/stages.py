@@ -21,7 +21,7 @@ from .train import Dynamics
 
 # extrapolate 2: one cache key for both paradigms (the unsupervised key gained the chosen k);
 # retrain 2: the key holds the test split's content fingerprint (a relabelled test set is re-evaluated)
-STAGE_VERSIONS = {"train": "1", "embed": "1", "extrapolate": "2", "retrain": "2", "proxy": "1", "encode": "1", "turtle": "1"}
+STAGE_VERSIONS = {"train": "1", "embed": "1", "extrapolate": "3", "retrain": "2", "proxy": "1", "encode": "1", "turtle": "1"}
 PHASES = ("scoring", "embedding", "proxy_inference", "crossfit", "extrapolation")  # cost phases before final training
 
 

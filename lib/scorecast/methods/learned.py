@@ -30,7 +30,7 @@ class Learned(Extrapolator):
         self.check_subset(pipe, fraction)
 
         def options(Z, run, computed) -> dict:
-            values = {k: v for k, v in self.as_dict().items() if k not in ("name", "label", "calibrate")}
+            values = {k: v for k, v in self.cache_key().items() if k != "name"}
             return {**values, "labels": pipe.labels if self.labels else None, "seed": seed if self.seed is None else self.seed, "device": pipe.device}
 
         return pipe.extrapolate(self, scorer, seed, fraction, type(self).function, options)
