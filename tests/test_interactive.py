@@ -1,8 +1,11 @@
 """A notebook run by hand, the way a user steps through it: from notebooks/, with its own defaults and no
-SCORECAST_QUIET. It must show progress bars and must not write anything under results/."""
+SCORECAST_QUIET. It must show progress bars and must not write anything under results/; the README's
+command for running another tier's file by hand must leave ``git status`` as it was."""
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +46,33 @@ def test_hand_run_shows_progress_and_leaves_results_alone(tmp_path):
     finally:
         for name in created:
             (scratch / name).unlink()
+
+
+def _git_status() -> str:
+    return subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+
+def test_readmes_tier_switch_command_leaves_git_status_clean(tmp_path):
+    """The README's hand-run command for another tier, run as written from the project root, with the
+    smoke tier's file instead of the cpu tier's (no CIFAR-10 in the tests), one seed and a shorter
+    experiment so it trains for seconds, and its output folder renamed to a scratch folder of its own."""
+    line = next(l for l in (ROOT / "README.md").read_text().splitlines() if "papermill notebooks/" in l and "-f params/cpu/" in l)
+    command = re.search(r"`(mkdir -p scratch && \.venv/bin/papermill .*?)`", line).group(1)
+    folder = f"scratch/readme-test-{os.getpid()}"
+    command = (command.replace(".venv/bin/papermill", f"{sys.executable} -m papermill").replace("params/cpu/", "params/smoke/")
+               .replace("-p output_dir scratch/cpu", f"-p output_dir {folder}").replace("scratch/fig2.ipynb", f"{folder}-fig2.ipynb"))
+    assert f"-p output_dir {folder}" in command and "params/smoke/" in command, command
+    experiment = yaml.safe_load((ROOT / "params" / "smoke" / "experiment.yaml").read_text())
+    experiment["scoring"]["epochs"], experiment["retrain"]["epochs"] = 4, 2
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(experiment))
+    extra = f" -p experiment {tmp_path / 'experiment.yaml'} -y 'scorers: [{{name: du, window: 2}}]' -y 'seeds: [0]' --log-level WARNING"
+    before = _git_status()
+    env = {**os.environ, "SCORECAST_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    try:
+        run = subprocess.run(["bash", "-c", command + extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert (ROOT / folder / "fig2_accuracy_vs_pruning_rate.png").is_file(), "the figure goes to the folder -p output_dir names"
+        assert _git_status() == before, "the README's hand-run command changed files git tracks"
+    finally:
+        shutil.rmtree(ROOT / folder, ignore_errors=True)
+        (ROOT / f"{folder}-fig2.ipynb").unlink(missing_ok=True)
