@@ -73,7 +73,8 @@ def _fake_pipe(n=120, seed=0):
                              for sc, m, f, s, truth_, res, out in against_truth(scorers, methods, fractions, seeds)])
 
     return SimpleNamespace(
-        labels=labels, run=run, embedding=lambda r: (Z, 0.0),
+        labels=labels, run=run, embedding=lambda r: (Z, 0.0), scorer_spec=lambda scorer: scorer,
+        scoring_run=lambda scorer, s, fraction: run(s, fraction),
         subset_scores=lambda r, scorer: truth(r.seed)[r.indices],
         full_scores=lambda scorer, s: SimpleNamespace(scores=truth(s)),
         extrapolated_scores=extrapolated_scores, against_truth=against_truth, fidelity_table=fidelity_table)

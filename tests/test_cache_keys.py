@@ -1,11 +1,12 @@
 """What each stage's cache key holds changes only together with that stage's STAGE_VERSIONS entry.
 
-A tiny digits pipeline (DU, kNN, GNN, proxy and hybrid extrapolation, retraining) records every (stage, version, config) it asks the cache for. Configs name upstream
+A tiny digits pipeline (DU and TDDS runs, kNN, GNN, proxy and hybrid extrapolation, retraining) records every (stage, version, config) it asks the cache for. Configs name upstream
 artefacts by folder name, which includes the machine (thread count, CPU model); those names are
 replaced by a machine-free digest so the record is the same on every machine. For a stage whose
 version equals the one in ``cache_configs.json``, every config must be one recorded there: a
 refactor that changes what a key holds would silently orphan (or, worse, reuse) cached artefacts.
-After a deliberate version bump, regenerate the record: ``python tests/test_cache_keys.py``.
+After a deliberate version bump, or a new kind of config whose old kinds keep their meaning (the
+record's diff shows which), regenerate the record: ``python tests/test_cache_keys.py``.
 """
 
 import json
@@ -57,6 +58,7 @@ def recorded_configs(root: Path) -> dict[str, dict[str, list[str]]]:
     try:
         pipe = Pipeline(EXPERIMENT, cache_root=root)
         pipe.full_scores(DU, seed=0)
+        pipe.full_scores({"name": "tdds", "window": 3}, seed=0)  # a run that records its softmax trajectory
         for method in METHODS:
             pipe.extrapolated_scores(DU, 0.3, 0, method)
         pipe.retrain(np.arange(len(pipe.train_set), dtype=np.float32), 0.5, seed=0)  # kept set independent of float results

@@ -70,7 +70,7 @@ def test_full_scores_prune_and_retrain(done):
 
 def test_run_dynamics_are_recorded_in_dataset_order(done):
     pipe = done["pipe"]
-    run = pipe.run(0)
+    run = pipe.run(0, softmax=True)
     assert np.array_equal(run.indices, np.arange(N)) and np.array_equal(run.dynamics.indices, run.indices)
     tp = np.asarray(run.dynamics.true_prob())
     assert tp.shape == (6, N)
@@ -287,3 +287,16 @@ def test_proxy_hybrid_and_stacked_methods(done):
     stacked = pipe.extrapolated_scores(DU, 0.3, 0, {"name": "stacked", "augmentations": 2, "k": 5, "folds": 2})
     assert stacked.scores.shape == (N,) and np.isfinite(stacked.scores).all() and stacked.seconds["crossfit"] > 0
     np.testing.assert_array_equal(stacked.scores[stacked.subset_idx], own)  # subset samples keep their computed scores
+
+
+def test_softmax_is_recorded_only_for_scorers_that_read_it(tmp_path):
+    """A DU run keeps no softmax trajectory (51 GB per ImageNet-64 run otherwise), a TDDS run keeps it, and
+    a DU request reuses a cached run that recorded one rather than training again."""
+    pipe = Pipeline(EXPERIMENT, cache_root=tmp_path)
+    du_run = pipe.scoring_run(build_scorer(DU), 0, 0.3)
+    tdds_run = pipe.scoring_run(build_scorer({"name": "tdds", "window": 3}), 0, 0.3)
+    assert du_run.dynamics.softmax_epochs == [] and len(tdds_run.dynamics.softmax_epochs) == 6
+    assert du_run.path != tdds_run.path
+    again = Pipeline(EXPERIMENT, cache_root=tmp_path / "other")
+    with_softmax = again.run(1, softmax=True)
+    assert again.scoring_run(build_scorer(DU), 1, None).path == with_softmax.path  # reused, not trained again

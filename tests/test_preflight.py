@@ -91,9 +91,10 @@ def test_planned_bytes_counts_each_run_once():
                   "record": {"trajectory_length": 10}}
     params = {"scorers": [{"name": "du"}, {"name": "el2n"}], "methods": [{"name": "proxy", "augmentations": 8}], "seeds": [0], "fractions": [0.1]}
     seen = set()
-    full = 90 * 1000 * 9 + 10 * 1000 * 100 * 4 + preflight.MODEL_BYTES
-    subset = 90 * 100 * 9 + 10 * 100 * 100 * 4 + preflight.MODEL_BYTES + 1000 * preflight.EMBED_DIM * 4 + 8 * 1000 * 100 * 4
-    assert preflight.planned_bytes(params, experiment, seen) == full + subset  # du and el2n share the recipe: one run each
+    full = 90 * 1000 * 9 + preflight.MODEL_BYTES
+    subset = 90 * 100 * 9 + preflight.MODEL_BYTES + 1000 * preflight.EMBED_DIM * 4 + 8 * 1000 * 100 * 4
+    softmax = 10 * 1000 * 100 * 4 + 10 * 100 * 100 * 4  # el2n reads the last 10 records' softmax, du none
+    assert preflight.planned_bytes(params, experiment, seen) == 2 * (full + subset) + softmax  # a run each for du and el2n
     assert preflight.planned_bytes(params, experiment, seen) == 0  # a second notebook reuses them
 
 

@@ -22,7 +22,7 @@ def _trained_epochs(run) -> int:
 @pytest.mark.parametrize("protocol, subset_epochs", [("steps", 10), ("epochs", 2)])
 def test_subset_run_length_follows_the_protocol(tmp_path, protocol, subset_epochs):
     pipe = Pipeline({**DIGITS, "subset_length": protocol}, tmp_path)
-    full, subset = pipe.run(0), pipe.run(0, 0.2)
+    full, subset = pipe.run(0, softmax=True), pipe.run(0, 0.2, softmax=True)
     assert _trained_epochs(full) == 2 and _trained_epochs(subset) == subset_epochs
     # both runs keep one record per full-run epoch, so DU windows and TDDS trajectories mean the same
     assert full.dynamics.epochs == subset.dynamics.epochs == 2
@@ -69,7 +69,7 @@ def test_phase_matched_run_ends_closest_to_the_full_runs_fit_and_pays_for_its_se
     chosen = pipe.run(0, 0.2)
     every = _trained_epochs(chosen) // 3
     assert 1 <= every <= 5 and chosen.dynamics.epochs == 3  # the full run's number of records
-    runs = {k: pipe._run(0, chosen.indices, None, k, 0.2) for k in range(1, 6)}
+    runs = {k: pipe._run(0, chosen.indices, None, k, 0.2, False) for k in range(1, 6)}
     fits = {k: final_fit(run) for k, run in runs.items()}
     tried = _walk(fits, target, predicted_multiple(len(pipe.train_set), len(chosen.indices)), 5)
     assert tried[0] == 2 and every in tried and list(chosen.searched) == tried

@@ -90,7 +90,7 @@ def k_sweep(pipe, scorers: list[dict], fractions: list[float], seeds: list[int],
     for scorer in scorers:
         for fraction in fractions:
             for seed in seeds:
-                run = pipe.run(seed, fraction, scorer.get("scoring"))
+                run = pipe.scoring_run(pipe.scorer_spec(scorer), seed, fraction)
                 Z, _ = pipe.embedding(run)
                 curve, pick = k_selection(Z, run.indices, pipe.subset_scores(run, scorer), pipe.full_scores(scorer, seed).scores, k_grid, seed)
                 key = {"scorer": scorer["name"], "fraction": fraction, "seed": seed}

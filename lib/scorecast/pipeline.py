@@ -112,9 +112,12 @@ class Pipeline(ScoreStages):
         return self.train_set.labels.numpy()
 
     # ---------------------------------------------------------------- stage 1: scoring run
-    def run(self, seed: int, fraction: float | None = None, scoring: dict | None = None, indices: np.ndarray | None = None) -> Run:
+    def run(self, seed: int, fraction: float | None = None, scoring: dict | None = None, indices: np.ndarray | None = None,
+            softmax: bool = False) -> Run:
         """Train the scoring model on all samples, on a random ``fraction`` (subset seed = seed) or
-        on explicit ``indices`` (cross-fitting).
+        on explicit ``indices`` (cross-fitting). ``softmax``: also record the full softmax of the last
+        ``record.trajectory_length`` records (TDDS, EL2N); without it a run that did record them is
+        reused when cached, else a run recording none is trained.
 
         ``scoring`` overrides recipe fields for this run (e.g. TDDS's SGD recipe). A run on m < n
         samples trains ``every`` times the full run's epochs and records one epoch in ``every``, so
@@ -128,12 +131,13 @@ class Pipeline(ScoreStages):
             indices = np.arange(n) if fraction is None else random_subset(n, float(fraction), seed)
         protocol = self.experiment["subset_length"]
         if len(indices) == n or protocol == "epochs":
-            return self._run(seed, indices, scoring, 1, fraction)
+            return self._run(seed, indices, scoring, 1, fraction, softmax)
         if protocol == "steps":
-            return self._run(seed, indices, scoring, max(1, round(n / len(indices))), fraction)
-        return self.phase_matched_run(seed, indices, scoring, fraction)
+            return self._run(seed, indices, scoring, max(1, round(n / len(indices))), fraction, softmax)
+        return self.phase_matched_run(seed, indices, scoring, fraction, softmax)
 
-    def phase_matched_run(self, seed: int, indices: np.ndarray, scoring: dict | None, fraction: float | None = None) -> Run:
+    def phase_matched_run(self, seed: int, indices: np.ndarray, scoring: dict | None, fraction: float | None = None,
+                          softmax: bool = False) -> Run:
         """The subset run in the full run's phase of training, found without paying for a search
         from 1x: the first try is :func:`predicted_multiple` (the geometric mean of the
         epoch-matched 1 and the step-matched n / m; 2 for a 20 % subset, 3 for 10 %). A run that
@@ -144,11 +148,11 @@ class Pipeline(ScoreStages):
         tried run is cached; the returned run's ``seconds`` is the whole search's cost and its
         ``searched`` the multiples tried."""
         n = len(self.train_set)
-        target = final_fit(self._run(seed, np.arange(n), scoring, 1, None))
+        target = final_fit(self._run(seed, np.arange(n), scoring, 1, None, softmax))
         ceiling = max(1, round(n / len(indices)))
         every, step, tried = predicted_multiple(n, len(indices)), 0, {}
         while every not in tried:
-            run = tried[every] = self._run(seed, indices, scoring, every, fraction)
+            run = tried[every] = self._run(seed, indices, scoring, every, fraction, softmax)
             gap = final_fit(run) - target
             direction = 0 if abs(gap) <= PHASE_TOLERANCE else (1 if gap < 0 else -1)
             if direction == 0 or direction == -step or not 1 <= every + direction <= ceiling:
@@ -157,23 +161,27 @@ class Pipeline(ScoreStages):
         chosen = min(tried.values(), key=lambda r: abs(final_fit(r) - target))
         return dataclasses.replace(chosen, seconds=sum(r.seconds for r in tried.values()), searched=tuple(tried))
 
-    def _run(self, seed: int, indices: np.ndarray, scoring: dict | None, every: int, fraction: float | None) -> Run:
-        """One scoring run on ``indices``: ``every`` times the recipe's epochs, recorded every ``every`` epochs (cached)."""
+    def _run(self, seed: int, indices: np.ndarray, scoring: dict | None, every: int, fraction: float | None, softmax: bool) -> Run:
+        """One scoring run on ``indices``: ``every`` times the recipe's epochs, recorded every ``every``
+        epochs, with the softmax trajectory when ``softmax`` (cached; a cached run with the trajectory
+        serves a request without)."""
         recipe = Recipe(**{**self.experiment["scoring"], **(scoring or {})})
         records = recipe.epochs
         recipe = dataclasses.replace(recipe, epochs=recipe.epochs * every)
         record_cfg = self.experiment["record"]
         length = min(record_cfg["trajectory_length"], records)
-        record = RecordSpec(record_cfg["source"], tuple(scores.trajectory_epochs(records, length, record_cfg["trajectory"])), every)
-        config = {
-            "data": self._data_key(),
-            "model": self.model_name,
-            "recipe": recipe.key(),
-            "record": record.__dict__,
-            "attack": None if self.attack is None else self.attack.__dict__,
-            "seed": seed,
-            "indices": digest(indices),
-        }
+        trajectory = tuple(scores.trajectory_epochs(records, length, record_cfg["trajectory"]))
+
+        def config_of(record: RecordSpec) -> dict:
+            return {"data": self._data_key(), "model": self.model_name, "recipe": recipe.key(), "record": record.__dict__,
+                    "attack": None if self.attack is None else self.attack.__dict__, "seed": seed, "indices": digest(indices)}
+
+        record = RecordSpec(record_cfg["source"], trajectory if softmax else (), every)
+        config = config_of(record)
+        if not softmax and trajectory:
+            with_softmax = config_of(RecordSpec(record_cfg["source"], trajectory, every))
+            if self.training_cache.load("train", STAGE_VERSIONS["train"], with_softmax) is not None:
+                config = with_softmax
 
         def compute(folder: Path) -> dict:
             desc = f"scoring run seed {seed}" + ("" if fraction is None else f" subset {fraction}")
@@ -202,8 +210,9 @@ class Pipeline(ScoreStages):
         return {"m": int(len(indices))}
 
     def scoring_run(self, scorer: ScorerSpec, seed: int, fraction: float | None) -> Run:
-        """The run ``scorer`` reads: its recipe overrides, all samples or a random ``fraction``."""
-        return self.run(seed, fraction, scorer.scoring)
+        """The run ``scorer`` reads: its recipe overrides, all samples or a random ``fraction``, and the
+        softmax trajectory only when the scorer reads it."""
+        return self.run(seed, fraction, scorer.scoring, softmax=scorer.reads_softmax)
 
     # ---------------------------------------------------------------- stage 3: embedding
     def embedding(self, run: Run) -> tuple[np.ndarray, float]:
@@ -235,11 +244,14 @@ class Pipeline(ScoreStages):
 
         def compute(folder: Path) -> dict:
             attack = self.attack if view == "adv" else None
-            np.save(folder / "probs.npy", view_softmax(run.model(), self.train_set, augmentations, attack, self.device))
+            shape = (augmentations, len(self.train_set), self.train_set.num_classes)
+            probs = np.lib.format.open_memmap(folder / "probs.npy", mode="w+", dtype=np.float32, shape=shape)
+            view_softmax(run.model(), self.train_set, augmentations, attack, self.device, out=probs)
+            probs.flush()
             return {}
 
         art = self.cache.get("proxy", STAGE_VERSIONS["proxy"], config, compute)
-        return np.load(art.file("probs.npy")), art.seconds
+        return np.load(art.file("probs.npy"), mmap_mode="r"), art.seconds  # read from disk as used: (K, n, C) can exceed RAM
 
     # ---------------------------------------------------------------- stage 5: prune + retrain
     def retrain(self, score_values: np.ndarray, rate: float, seed: int, class_balanced: bool = False) -> dict:

@@ -154,8 +154,8 @@ def planned_bytes(params: dict, experiment: dict, seen: set) -> int:
     ``seen`` (a run shared by several notebooks is counted once; ``seen`` is updated).
 
     Per scoring run on m samples (the full set and a ``fraction`` subset per seed and scoring
-    recipe): E records x m x 9 bytes (true-label probability, loss, correct) plus the kept softmax
-    S x m x C x 4 (S = the trajectory length), per recorded view (2 when adversarial), plus a model;
+    recipe): E records x m x 9 bytes (true-label probability, loss, correct) plus, for a scorer that reads it
+    (TDDS, EL2N), the kept softmax S x m x C x 4 (S = the trajectory length), per recorded view (2 when adversarial), plus a model;
     per subset run an embedding n x 2048 x 4 and, with a proxy method, K x n x C x 4 predictions."""
     n, _, classes = split_shape(experiment["data"])
     views = 2 if experiment["paradigm"] == "adversarial" else 1
@@ -166,14 +166,15 @@ def planned_bytes(params: dict, experiment: dict, seen: set) -> int:
     total = 0
     for scorer in params.get("scorers", [{}]):
         recipe = json.dumps({**experiment["scoring"], **scorer.get("scoring", {})}, sort_keys=True)
+        softmax = kept if "name" in scorer and registry.build_scorer(scorer).reads_softmax else 0
         for seed in params.get("seeds", [0]):
             for fraction in [None, *params.get("fractions", [])]:
-                run = (data_key, recipe, seed, fraction)
+                run = (data_key, recipe, seed, fraction, softmax)
                 if run in seen:
                     continue
                 seen.add(run)
                 m = n if fraction is None else round(fraction * n)
-                total += views * (records * m * 9 + kept * m * classes * 4) + MODEL_BYTES
+                total += views * (records * m * 9 + softmax * m * classes * 4) + MODEL_BYTES
                 if fraction is not None:
                     total += n * EMBED_DIM * 4 + proxy_views * n * classes * 4
     return total

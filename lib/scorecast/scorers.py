@@ -42,6 +42,7 @@ class TDDS(ScorerSpec):
     """TDDS (:func:`scorecast.scores.tdds`): ``window`` J >= 3 epochs, ``decay`` beta in (0, 1]."""
 
     name: ClassVar[str] = "tdds"
+    reads_softmax: ClassVar[bool] = True
     window: int = option(scores.WINDOW, low=3)
     decay: float = option(0.9, low=0.0, low_open=True, high=1.0)
 
@@ -63,6 +64,7 @@ class EL2N(ScorerSpec):
     that epoch's softmax)."""
 
     name: ClassVar[str] = "el2n"
+    reads_softmax: ClassVar[bool] = True
     epoch: int = option(0, low=0)
 
     def score(self, dynamics, labels) -> np.ndarray:

@@ -206,6 +206,7 @@ class ScorerSpec(Spec):
     A scorer type defines :meth:`score`; :meth:`check_record` refuses options its run cannot serve."""
 
     label_free: ClassVar[bool] = False  # usable by the unsupervised paradigm (TURTLE pseudo-labels)
+    reads_softmax: ClassVar[bool] = False  # reads recorded softmax (else its run records none: 51 GB per ImageNet-64 DU run saved)
     view: str = option("clean", choices=VIEWS)
     scoring: dict | None = option(None)
     given: dict = _GIVEN

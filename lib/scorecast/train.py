@@ -440,12 +440,18 @@ def softmax_outputs(model: Classifier, dataset: ImageDataset, augment_seed: int 
     return (clean if adv is None else adv).softmax(1).numpy()
 
 
-def view_softmax(model: Classifier, dataset: ImageDataset, views: int, attack: PGD | None = None, device: str = "auto") -> np.ndarray:
+def view_softmax(model: Classifier, dataset: ImageDataset, views: int, attack: PGD | None = None, device: str = "auto",
+                 out: np.ndarray | None = None) -> np.ndarray:
     """The model's softmax on ``views`` views of every sample, (views, n, C) float32: view 0 the clean
     test-transform input, view k (1..views-1) the train-time augmentation drawn with seed k; under
-    ``attack`` each view is first perturbed with PGD. The proxy extrapolators' input."""
-    return np.stack([softmax_outputs(model, dataset, augment_seed=None if k == 0 else k, attack=attack, device=device)
-                     for k in range(views)])
+    ``attack`` each view is first perturbed with PGD. The proxy extrapolators' input. Written view by
+    view into ``out`` when given (e.g. a memory-mapped .npy, so only one view is ever in memory)."""
+    for k in range(views):
+        probs = softmax_outputs(model, dataset, augment_seed=None if k == 0 else k, attack=attack, device=device)
+        if out is None:
+            out = np.empty((views, *probs.shape), dtype=np.float32)
+        out[k] = probs
+    return out
 
 
 def _shard_positions(indices: np.ndarray, batch_size: int, shard: tuple[int, int] | None) -> np.ndarray:
