@@ -178,10 +178,10 @@ class Pipeline(ScoreStages):
 
         record = RecordSpec(record_cfg["source"], trajectory if softmax else (), every)
         config = config_of(record)
-        if not softmax and trajectory:
+        if not softmax and trajectory and self.training_cache.load("train", STAGE_VERSIONS["train"], config) is None:
             with_softmax = config_of(RecordSpec(record_cfg["source"], trajectory, every))
             if self.training_cache.load("train", STAGE_VERSIONS["train"], with_softmax) is not None:
-                config = with_softmax
+                config = with_softmax  # the same training, recorded with more: no need to train again
 
         def compute(folder: Path) -> dict:
             desc = f"scoring run seed {seed}" + ("" if fraction is None else f" subset {fraction}")
