@@ -116,8 +116,8 @@ class Pipeline(ScoreStages):
             softmax: bool = False) -> Run:
         """Train the scoring model on all samples, on a random ``fraction`` (subset seed = seed) or
         on explicit ``indices`` (cross-fitting). ``softmax``: also record the full softmax of the last
-        ``record.trajectory_length`` records (TDDS, EL2N); without it a run that did record them is
-        reused when cached, else a run recording none is trained.
+        ``record.trajectory_length`` records (TDDS, EL2N); without it, a cached run recording none is
+        used, else a cached one that recorded them (the same training), else one recording none is trained.
 
         ``scoring`` overrides recipe fields for this run (e.g. TDDS's SGD recipe). A run on m < n
         samples trains ``every`` times the full run's epochs and records one epoch in ``every``, so
