@@ -10,13 +10,12 @@ per comparison (the same on every seed, or seeds that disagree).
 - :func:`paired_differences`: the per-seed differences (pure: tables in, table out).
 - :func:`gap_verdict`: "beats" / "loses" / "ties" from the signs of per-seed gaps.
 - :func:`summary`: mean, std and sign counts per comparison.
-- :func:`tier_of`, :func:`regime`: which tier an experiment file belongs to; the regime in one line.
+- :func:`regime`: the regime in one line (the tier of an experiment file: :func:`scorecast.provenance.tier_of`).
 - :func:`check`: all of the above, rendered (Markdown in a notebook, text elsewhere).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from numbers import Real
 
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .plots import display_name, method_family
+from .provenance import tier_of
 from .validation import ScorecastError
 
 #: Columns that pair a candidate row with its reference row (those the table and the reference have).
@@ -144,14 +144,6 @@ def summary(differences: pd.DataFrame) -> pd.DataFrame:
                      "above": int((d > 0).sum()), "below": int((d < 0).sum()),
                      "verdict": "one seed" if len(d) == 1 else gap_verdict(d, ("higher at every seed", "lower at every seed", "seeds disagree"))})
     return pd.DataFrame(rows)
-
-
-def tier_of(experiment) -> str | None:
-    """The tier ("smoke", "cpu", "paper") of an experiment file under ``params/<tier>/``; None for a mapping or another file."""
-    if not isinstance(experiment, str):
-        return None
-    match = re.search(r"(?:^|/)params/(smoke|cpu|paper)/", experiment.replace("\\", "/"))
-    return match.group(1) if match else None
 
 
 def regime(pipe) -> str:

@@ -14,9 +14,8 @@ from IPython.display import display
 from . import params, plots
 from .paramfiles import parameters_cell_keys, read_params, read_yaml
 from .paths import project_root
+from .provenance import TIER_THREADS
 from .validation import ScorecastError
-
-TIERS = ("smoke", "cpu", "paper")
 
 
 class _Markdown(str):
@@ -34,15 +33,16 @@ def tiers_table(notebook: str) -> _Markdown:
     (over its base, :func:`scorecast.paramfiles.read_params`) and the experiment file it names: data, model,
     scoring/retraining epochs, subsets, rates, seeds."""
     rows = ["| tier | data | model | epochs (scoring / retraining) | subsets | rates | seeds |", "|---|---|---|---|---|---|---|"]
-    for tier in TIERS:
+    for tier in TIER_THREADS:
         path = project_root() / "params" / tier / f"{notebook}.yaml"
         if not path.exists():
             continue
         settings = read_params(path)
         experiment = read_yaml(project_root() / settings["experiment"])
-        data = experiment["data"]["name"] + (f", {experiment['data']['limit']:,} samples" if experiment["data"].get("limit") else "")
         if "sizes" in settings:  # the scale study replaces data.limit by its sizes (None: every image)
             data = experiment["data"]["name"] + ", sizes " + ", ".join("all" if n is None else f"{n:,}" for n in settings["sizes"])
+        else:
+            data = experiment["data"]["name"] + (f", {experiment['data']['limit']:,} samples" if experiment["data"].get("limit") else "")
         listed = lambda key: ", ".join(f"{v:g}" for v in settings[key]) if key in settings else "-"
         rows.append(f"| {tier} | {data} | {experiment['model']} | {experiment['scoring']['epochs']} / {experiment['retrain']['epochs']} "
                     f"| {listed('fractions')} | {listed('rates')} | {len(settings.get('seeds', [0]))} |")

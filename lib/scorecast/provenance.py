@@ -44,7 +44,8 @@ def tier_threads(tier: str) -> int:
 
 
 def tier_of(experiment) -> str | None:
-    """The tier whose parameter folder holds ``experiment`` (a path such as params/cpu/experiment.yaml), else None."""
+    """The tier ("smoke", "cpu", "paper") whose parameter folder holds ``experiment`` (a path such as
+    params/cpu/experiment.yaml, relative or absolute); None for a mapping or another file."""
     if not isinstance(experiment, (str, Path)):
         return None
     parts = Path(experiment).parts
