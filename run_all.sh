@@ -60,9 +60,13 @@ export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
 # papermill runs in a process group of its own; jupyter_client starts its kernel in a session of its
 # own. On SIGINT/SIGTERM, stop() kills both groups (papermill, the kernel and whatever the kernel
 # started), so an interrupted run_all.sh leaves no orphans.
-running=
+# "${detached[@]}" CMD ...: CMD in a process group of its own, which stop() can kill as a whole.
+detached=("$PY" -c 'import os, sys; os.setpgid(0, 0); os.execvp(sys.argv[1], sys.argv[1:])')
+running=  # the process group in_group waits for
+beside=   # the process group of the tests' background lane (a run_all.sh of its own)
 stop() {
   trap - INT TERM
+  [ -z "$beside" ] || kill -TERM -- "-$beside" 2>/dev/null || true  # a run_all.sh of its own: it stops its notebooks
   if [ -n "$running" ]; then
     groups=("-$running")
     for kernel in $(pgrep -P "$running" || true); do groups+=("-$kernel"); done
@@ -75,6 +79,17 @@ stop() {
 trap 'stop INT' INT
 trap 'stop TERM' TERM
 
+# in_group CMD ...: run CMD in a process group of its own (stop() kills it, and the groups of the kernels
+# it started) and wait for it; CMD's exit status.
+in_group() {
+  local rc=0
+  "${detached[@]}" "$@" &
+  running=$!
+  wait "$running" || rc=$?
+  running=
+  return "$rc"
+}
+
 # execute NAME NOTEBOOK PARAMS OUT_DIR: papermill notebooks/NOTEBOOK.ipynb -> OUT_DIR/NOTEBOOK.ipynb with
 # the values of the parameter file PARAMS merged over its layers (params/base/NOTEBOOK.yaml, and the tier
 # file under a variant: scorecast.paramfiles) and output_dir OUT_DIR; on failure says which notebook, file and cell.
@@ -84,12 +99,8 @@ execute() {
     || { echo "run_all.sh: notebook $name: its parameters ($params) are invalid (see above); not executed" >&2; return 1; }
   marker=$(mktemp)
   mkdir -p "$out"
-  "$PY" -c 'import os, sys; os.setpgid(0, 0); os.execvp(sys.argv[1], sys.argv[1:])' \
-    "$PY" -m papermill "notebooks/$notebook.ipynb" "$out/$notebook.ipynb" -y "$values" \
-    -p output_dir "$out" --kernel python3 --cwd "$ROOT" --log-level WARNING &
-  running=$!
-  wait "$running" || rc=$?
-  running=
+  in_group "$PY" -m papermill "notebooks/$notebook.ipynb" "$out/$notebook.ipynb" -y "$values" \
+    -p output_dir "$out" --kernel python3 --cwd "$ROOT" --log-level WARNING || rc=$?
   if [ "$rc" != 0 ]; then
     if [ "$out/$notebook.ipynb" -nt "$marker" ]; then
       echo "run_all.sh: notebook $name failed$(failed_cell "$out/$notebook.ipynb") (parameters: $params); the executed notebook with the error is kept at $out/$notebook.ipynb" >&2
@@ -135,22 +146,41 @@ if [ "$tests" = 1 ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
       || { echo "run_all.sh: could not install chromium (needed by tests/test_browser.py)" >&2; exit 1; }
   fi
-  echo "== unit, packaging and browser tests"
-  "$PY" -m pytest tests -q
-  # the dry run only has to run every cell (its numbers are not compared): both cores
-  OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 dry_run
-  # Re-execute copies of the stored smoke notebooks (their output_dir pointed at a scratch folder, so
-  # results/ is never written) from an empty cache. nbval checks that every cell runs and that printed
-  # text keeps its shape (numbers sanitised); compare_results.py checks every number of every stored
-  # table within the tolerance of its quantity (tests/tolerances.yaml, measured across CPUs).
+  # Two lanes side by side, one torch thread each on this 2-core machine: the paper-tier dry run (a
+  # run_all.sh of its own, in the background; it only has to run every cell, its numbers are not
+  # compared) beside the unit tests and then nbval. nbval re-executes copies of the stored smoke
+  # notebooks (their output_dir pointed at a scratch folder, so results/ is never written) from an empty
+  # cache; it checks that every cell runs and that printed text keeps its shape (numbers sanitised);
+  # compare_results.py then checks every number of every stored table within the tolerance of its
+  # quantity (tests/tolerances.yaml, measured across CPUs). Every check runs; the failures are listed at the end.
   fresh=$(mktemp -d)
   "$PY" tests/compare_results.py prepare results/smoke "$fresh" >/dev/null
   stored=$("$PY" -m scorecast.provenance stored-threads results/smoke) || exit 1
+  echo "== paper tier, dry run: started in the background (one thread); its log follows the tests"
+  SCORECAST_THREADS=1 "${detached[@]}" "$ROOT/run_all.sh" --tier paper --dry-run >"$fresh/dry-run.log" 2>&1 </dev/null &
+  beside=$!
+  failed=()
+  echo "== unit, packaging and browser tests"
+  in_group "$PY" -m pytest tests -q || failed+=("the unit tests")
   echo "== nbval: re-execute the results/smoke notebooks (copies, from an empty cache, at the $stored torch thread(s) they were made with)"
-  SCORECAST_ROOT="$ROOT" SCORECAST_CACHE="$fresh/cache" OMP_NUM_THREADS=$stored MKL_NUM_THREADS=$stored "$PY" -m pytest -q -p no:cacheprovider --rootdir "$fresh" --nbval "$fresh"/notebooks/*.ipynb \
-    --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 900
-  echo "== stored numbers: fresh tables against results/smoke within measured tolerances"
-  "$PY" tests/compare_results.py check results/smoke "$fresh"
+  if in_group env SCORECAST_ROOT="$ROOT" SCORECAST_CACHE="$fresh/cache" OMP_NUM_THREADS="$stored" MKL_NUM_THREADS="$stored" \
+      "$PY" -m pytest -q -p no:cacheprovider --rootdir "$fresh" --nbval "$fresh"/notebooks/*.ipynb \
+      --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 900; then
+    echo "== stored numbers: fresh tables against results/smoke within measured tolerances"
+    "$PY" tests/compare_results.py check results/smoke "$fresh" || failed+=("the stored numbers")
+  else
+    failed+=("nbval")
+  fi
+  dry=0
+  wait "$beside" || dry=$?
+  beside=
+  tr '\r' '\n' <"$fresh/dry-run.log" | grep -v '^Executing: ' || true  # its log, less papermill's progress bars
+  [ "$dry" = 0 ] || failed+=("the paper-tier dry run")
+  if [ ${#failed[@]} -gt 0 ]; then
+    echo "run_all.sh --tests: failed: $(IFS=,; echo "${failed[*]}" | sed 's/,/, /g') (see above)" >&2
+    exit 1
+  fi
+  echo "== all tests passed"
   exit 0
 fi
 

@@ -47,18 +47,22 @@ def _paper(name):
     return params, validate_experiment(str(ROOT / params["experiment"]))
 
 
-def test_shrink_changes_only_epochs_seeds_sizes_and_paths(tmp_path):
+def test_shrink_changes_only_epochs_windows_seeds_sizes_and_paths(tmp_path):
     params, experiment = _paper("tab2_extrapolation_correlation")
     data = {"cifar10": tmp_path / "cifar10"}
     shrunk, notes = dryrun.shrink(params, experiment, data, tmp_path, "tab2")
     exp = shrunk["experiment"]
-    assert exp["scoring"]["epochs"] == 10  # the scorers' window 10 and the TDDS trajectory of 10
+    # the paper's windows of 10 and TDDS trajectory of 10 epochs -> 3 (TDDS's smallest window), and 3 epochs
+    assert [s["window"] for s in params["scorers"]] == [10, 10] and experiment["record"]["trajectory_length"] == 10
+    assert [s["window"] for s in shrunk["scorers"]] == [3, 3] and exp["record"]["trajectory_length"] == 3
+    assert exp["scoring"]["epochs"] == 3
     assert exp["retrain"]["epochs"] == 1
     assert shrunk["seeds"] == [0]
     assert exp["data"]["root"] == str(tmp_path / "cifar10")
     assert shrunk["output_dir"] == str(tmp_path / "out" / "tab2") and shrunk["cache_dir"] == str(tmp_path / "cache")
-    for key in ("model", "paradigm", "record"):
+    for key in ("model", "paradigm"):
         assert exp[key] == experiment[key]
+    assert {**exp["record"], "trajectory_length": 10} == experiment["record"]
     for key in ("batch_size", "optimizer", "lr", "weight_decay", "schedule"):
         assert exp["scoring"][key] == experiment["scoring"][key] and exp["retrain"][key] == experiment["retrain"][key]
     assert [s["name"] for s in shrunk["scorers"]] == ["du", "tdds"] and shrunk["scorers"][1]["scoring"] == params["scorers"][1]["scoring"]
@@ -78,7 +82,10 @@ def test_shrink_limits_samples_caps_k_and_shrinks_attacks(tmp_path):
     assert exp["attack"]["steps"] == 1 and exp["eval_attack_steps"] == 1
     assert exp["attack"]["eps"] == experiment["attack"]["eps"] and exp["model"] == "wrn28_10"
     assert [m.get("k") for m in shrunk["methods"]] == [None, 2, None] and notes == ["knn k 10 -> 2"]
-    assert shrunk["rates"] == params["rates"]
+    assert shrunk["rates"] == params["rates"] == [0.3, 0.7]
+    params, experiment = _paper("fig2_accuracy_vs_pruning_rate")
+    shrunk, _ = dryrun.shrink(params, experiment, {"cifar10": tmp_path}, tmp_path, "fig2")
+    assert params["rates"] == [0.0, 0.1, 0.2, 0.5, 0.8, 0.9, 0.95] and shrunk["rates"] == [0.0, 0.1, 0.95]
 
 
 def test_shrink_k_grid_fits_the_cross_validation_folds(tmp_path):
@@ -94,7 +101,7 @@ def test_shrink_marks_dinov2_as_a_stand_in_and_sets_turtle_epochs(tmp_path):
     params, experiment = _paper("tab3_unsupervised")
     shrunk, notes = dryrun.shrink(params, experiment, {"cifar10": tmp_path}, tmp_path, "tab3")
     assert shrunk["encoder"] == {**params["encoder"], "stand_in": True}
-    assert shrunk["turtle"]["epochs"] == 10 and shrunk["turtle"]["batch_size"] == params["turtle"]["batch_size"]
+    assert shrunk["turtle"]["epochs"] == dryrun.WINDOW and shrunk["turtle"]["batch_size"] == params["turtle"]["batch_size"]
     assert any("STAND-IN" in n for n in notes)
     params, experiment = _paper("fig3_time_vs_accuracy")
     shrunk, _ = dryrun.shrink(params, experiment, {"cifar10": tmp_path}, tmp_path, "fig3")

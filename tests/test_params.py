@@ -1,6 +1,7 @@
 """scorecast.params: the schema of experiment configs and notebook parameter files; every bad value
 stops the run with a message naming the key and the file."""
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import pytest
 import yaml
 
 from scorecast.params import DEFAULT_EXPERIMENT, check_file, load_params, main, validate_experiment, validate_notebook_params
+from scorecast.recipe import Recipe
+from scorecast.train import PGD
 from scorecast.validation import ScorecastError
 
 SOURCE = "params/test/nb.yaml"
@@ -20,10 +23,13 @@ def _write(path, values):
 
 def test_defaults_and_merge():
     merged = validate_experiment({})
-    assert merged == DEFAULT_EXPERIMENT and merged is not DEFAULT_EXPERIMENT
-    merged = validate_experiment({"scoring": {"epochs": 3}, "data": {"name": "digits", "limit": 500}})
-    assert merged["scoring"]["epochs"] == 3
-    assert merged["scoring"]["optimizer"] == DEFAULT_EXPERIMENT["scoring"]["optimizer"]  # nested merge
+    # the recipe and attack blocks: DEFAULT_EXPERIMENT's values over every field of Recipe and PGD
+    assert merged["scoring"] == dataclasses.asdict(Recipe(epochs=20)) and merged["attack"] == dataclasses.asdict(PGD())
+    assert merged["retrain"] == dataclasses.asdict(Recipe(epochs=20, weight_decay=1e-3, schedule="onecycle"))
+    assert {k: v for k, v in merged.items() if k not in ("scoring", "retrain", "attack")} == \
+        {k: v for k, v in DEFAULT_EXPERIMENT.items() if k not in ("scoring", "retrain", "attack")}
+    merged = validate_experiment({"scoring": {"epochs": 3, "lr": 0.1}, "data": {"name": "digits", "limit": 500}})
+    assert merged["scoring"] == dataclasses.asdict(Recipe(epochs=3, lr=0.1))  # nested merge
     assert merged["data"] == {"name": "digits", "limit": 500}  # data is replaced, not merged
     assert DEFAULT_EXPERIMENT["scoring"]["epochs"] == 20  # defaults are never mutated
     assert validate_experiment({"retrain": {"lr": 1}})["retrain"]["lr"] == 1  # an int is a valid float

@@ -11,13 +11,17 @@ Runs: every ``params/paper/<notebook>.yaml`` and ``<notebook>--<variant>.yaml``,
 ``quickstart@<experiment>`` for each paper experiment file that no notebook file points at
 (CIFAR-100 1M, Places-365, ImageNet-64), so that every paper dataset and model is read and trained.
 
-:func:`shrink` is the one override. It changes only iteration counts, sample counts, seeds and
-paths; models, scorers, extrapolators, subset fractions, rates, batch sizes and optimisers stay
-the paper's:
+:func:`shrink` is the one override. It changes only iteration counts (epochs, windows, attack steps),
+sample counts, the number of rates and seeds, and paths; models, scorers, extrapolators, subset
+fractions, batch sizes and optimisers stay the paper's:
 
+- scorer ``window`` and ``record.trajectory_length`` -> at most :data:`WINDOW` epochs (the smallest
+  window TDDS accepts; DU's code path is the same at 3 as at 10);
 - ``scoring.epochs`` (and a scorer's own ``scoring.epochs``, TURTLE's ``epochs``) -> the fewest the
   run's scorers accept: the largest scorer ``window`` (+2 for DU's ``variant: reference``) or
   ``record.trajectory_length``; ``retrain.epochs`` -> 1;
+- ``rates`` -> rate 0 where given, and the smallest and the largest other rate (every rate in
+  between retrains through the same code);
 - PGD steps (``attack.steps``, ``eval_attack_steps``) -> 1; ``eval_autoattack_samples`` -> 2;
 - ``seeds`` -> the first seed;
 - ``data.root`` / ``test_data.root`` -> the generated folders, and a ``data.mmap`` folder -> one per
@@ -57,6 +61,7 @@ from .validation import ScorecastError
 PAPER = "params/paper"
 SUBSET_FOR_VALIDATION = 20  # subset of a method that validates on part of it (10 %: >= 2 samples), and select_k_cv's folds
 CV_FOLDS = 5  # scorecast.extrapolate.select_k_cv's default: k is validated on 4/5 of the subset
+WINDOW = 3  # scorer windows and the recorded trajectory, in epochs: TDDS's smallest window
 EXTRA_DATASET_NOTEBOOK = "quickstart"  # runs once more on each experiment file no notebook file uses
 
 
@@ -203,6 +208,10 @@ def shrink(params: dict, experiment: dict, data: dict[str, Path], scratch: Path,
     was substituted beyond epochs, seeds and sizes); the inputs are not modified."""
     params, experiment = copy.deepcopy(params), copy.deepcopy(experiment)
     notes: list[str] = []
+    for scorer in params.get("scorers", []):
+        if getattr(registry.build_scorer(scorer), "window", 0) > WINDOW:
+            scorer["window"] = WINDOW
+    experiment["record"]["trajectory_length"] = min(experiment["record"]["trajectory_length"], WINDOW)
     epochs = _epochs_needed(params, experiment)
     experiment["scoring"]["epochs"] = epochs
     experiment["retrain"]["epochs"] = 1
@@ -217,6 +226,9 @@ def shrink(params: dict, experiment: dict, data: dict[str, Path], scratch: Path,
         if experiment.get("eval_autoattack_samples") is not None:
             experiment["eval_autoattack_samples"] = 2
     params["seeds"] = params.get("seeds", [0])[:1]
+    if "rates" in params:
+        pruned = [r for r in params["rates"] if r > 0]
+        params["rates"] = [r for r in params["rates"] if r == 0] + sorted({min(pruned), max(pruned)} if pruned else set())
 
     for part in ("data", "test_data"):
         if experiment[part] is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from IPython.display import display
 
 from . import params, plots
-from .paramfiles import parameters_cell_keys, read_params, read_yaml
+from .paramfiles import parameters_cell_keys, read_params, read_yaml, sizes_text
 from .paths import project_root
 from .provenance import TIER_THREADS
 from .validation import ScorecastError
@@ -40,7 +40,7 @@ def tiers_table(notebook: str) -> _Markdown:
         settings = read_params(path)
         experiment = read_yaml(project_root() / settings["experiment"])
         if "sizes" in settings:  # the scale study replaces data.limit by its sizes (None: every image)
-            data = experiment["data"]["name"] + ", sizes " + ", ".join("all" if n is None else f"{n:,}" for n in settings["sizes"])
+            data = experiment["data"]["name"] + ", sizes " + sizes_text(settings["sizes"])
         else:
             data = experiment["data"]["name"] + (f", {experiment['data']['limit']:,} samples" if experiment["data"].get("limit") else "")
         listed = lambda key: ", ".join(f"{v:g}" for v in settings[key]) if key in settings else "-"

@@ -78,13 +78,23 @@ def source(path: str | Path) -> str:
     return str(files[-1]) + (f" (over {', '.join(str(f) for f in reversed(files[:-1]))})" if len(files) > 1 else "")
 
 
-def read_params(path: str | Path) -> dict:
+def read_layers(path: str | Path) -> list[tuple[Path, dict]]:
+    """(layer, its values) for each of the :func:`layers` of the parameter file ``path``, each read by :func:`read_yaml`."""
+    return [(layer, read_yaml(layer)) for layer in layers(path)]
+
+
+def read_params(path: str | Path, read: list[tuple[Path, dict]] | None = None) -> dict:
     """The values of the parameter file ``path`` merged over its :func:`layers` (a later layer's key
-    replaces the earlier value whole), not validated; each layer is read by :func:`read_yaml`."""
+    replaces the earlier value whole), not validated; ``read``: its :func:`read_layers`, when already read."""
     merged: dict = {}
-    for layer in layers(path):
-        merged.update(read_yaml(layer))
+    for _, values in read if read is not None else read_layers(path):
+        merged.update(values)
     return merged
+
+
+def sizes_text(sizes: list[int | None]) -> str:
+    """The scale study's training-set ``sizes`` as the pages write them: "5,000, 10,000, all" (None: every image)."""
+    return ", ".join("all" if n is None else f"{n:,}" for n in sizes)
 
 
 def parameters_cell_keys(notebook: str | Path) -> list[str]:

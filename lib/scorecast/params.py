@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import dataclasses
 import inspect
 import math
 import sys
@@ -27,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from . import registry, scores, unsupervised
-from .paramfiles import layers, parameters_cell_keys, read_params, read_yaml, source as file_source
+from .paramfiles import parameters_cell_keys, read_layers, read_params, read_yaml, source as file_source
 from .paths import resolve
 from .recipe import Recipe
 from .specs import RECIPE_SCHEMA, check_encoder
@@ -38,7 +39,8 @@ DEFAULT_EXPERIMENT = {
     "test_data": None,
     "model": "tiny_cnn",
     "paradigm": "supervised",
-    "scoring": {"epochs": 20, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "constant"},
+    # scoring, retrain and attack: what differs from the defaults of Recipe and PGD, which fill in the rest
+    "scoring": {"epochs": 20},
     "record": {"source": "train", "trajectory": "last", "trajectory_length": 10},
     # how long a subset (proxy) run trains: "phase" (the default) = the multiple of the full run's
     # epochs whose run ends at the full run's final mean true-label probability (within
@@ -48,8 +50,8 @@ DEFAULT_EXPERIMENT = {
     # round(n / m)), which can overshoot into memorising the subset; "epochs" = the paper's literal
     # protocol (as many epochs as the full run, so a 20 % subset gets a fifth of the steps)
     "subset_length": "phase",
-    "retrain": {"epochs": 20, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-3, "schedule": "onecycle"},
-    "attack": {"eps": 8 / 255, "step": 2 / 255, "steps": 10},
+    "retrain": {"epochs": 20, "weight_decay": 1e-3, "schedule": "onecycle"},
+    "attack": {},
     "eval_attack_steps": 20,
     # adversarial paradigm: robust accuracy under AutoAttack (scorecast.robust) on the first this many
     # test images beside PGD; None: PGD only
@@ -135,7 +137,9 @@ def _merge(defaults: dict, overrides: dict) -> dict:
 
 
 def validate_experiment(experiment: dict | str, source: str = "experiment") -> dict:
-    """Check an experiment config and return it merged over :data:`DEFAULT_EXPERIMENT`.
+    """Check an experiment config and return it merged over :data:`DEFAULT_EXPERIMENT`, its ``scoring``,
+    ``retrain`` and ``attack`` blocks filled in with every field of :class:`~scorecast.recipe.Recipe` and
+    :class:`~scorecast.train.PGD`.
 
     ``experiment`` is a mapping, or the path of a tier's shared YAML file (e.g.
     ``params/cpu/experiment.yaml``, relative to :func:`scorecast.paths.project_root`), so every notebook of a tier
@@ -181,16 +185,18 @@ def validate_experiment(experiment: dict | str, source: str = "experiment") -> d
         raise ScorecastError(f"{source}: experiment.record.trajectory={merged['record']['trajectory']!r}; allowed: ['first', 'last']")
     if merged["device"] != "auto" and merged["device"] != "cpu" and not merged["device"].startswith("cuda"):
         raise ScorecastError(f"{source}: experiment.device={merged['device']!r}; allowed: 'auto', 'cpu', 'cuda' or 'cuda:<n>'")
-    # the training objects check their own values; name the file and the block on failure
+    # the training objects check their own values (naming the file and the block on failure) and fill in their defaults
     from .train import PGD, RecordSpec
 
-    checks = {"scoring": lambda: Recipe(**merged["scoring"]), "retrain": lambda: Recipe(**merged["retrain"]),
-              "record": lambda: RecordSpec(merged["record"]["source"]), "attack": lambda: PGD(**merged["attack"])}
-    for block, build in checks.items():
+    def checked(block: str, build):
         try:
-            build()
+            return build(**merged[block])
         except ScorecastError as err:
             raise ScorecastError(f"{source}: experiment.{block}: {err}") from None
+
+    for block, build in (("scoring", Recipe), ("retrain", Recipe), ("attack", PGD)):
+        merged[block] = dataclasses.asdict(checked(block, build))
+    checked("record", lambda **record: RecordSpec(record["source"]))
     return merged
 
 
@@ -403,12 +409,13 @@ def check_file(notebook: str | Path, path: str | Path) -> dict:
         raise ScorecastError(f"no notebook {str(notebook)!r} for parameter file {str(path)!r}{did_you_mean(notebook.stem, known)}; "
                              f"the notebooks are: {known}")
     allowed = parameters_cell_keys(notebook)
-    for layer in layers(path):
-        for key in read_yaml(layer):
+    read = read_layers(path)
+    for layer, values in read:
+        for key in values:
             if key not in allowed:
                 raise ScorecastError(f"{layer}: {key!r} is not a parameter of {notebook.name}{did_you_mean(key, allowed)}; "
                                      f"its parameters: {sorted(allowed)}")
-    values = validate_notebook_params(read_params(path), file_source(path), notebook.stem)
+    values = validate_notebook_params(read_params(path, read), file_source(path), notebook.stem)
     return {key: values[key] for key in allowed if key in values}
 
 

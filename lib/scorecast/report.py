@@ -33,7 +33,7 @@ import pandas as pd
 
 from . import provenance
 from .ours import Ours, ours_values, route_costs
-from .paramfiles import read_params, read_yaml
+from .paramfiles import read_params, read_yaml, sizes_text
 from .paths import project_root
 from .registry import METHODS, method_label
 from .validation import ScorecastError
@@ -246,7 +246,7 @@ def regime(tier: str, run: str, csv: Path | None = None) -> str:
     limit = experiment["data"].get("limit")
     data = f"{limit:,} {experiment['data']['name']} images" if limit else f"{experiment['data']['name']} data"
     if "sizes" in settings:  # the scale study: its sizes replace data.limit
-        data = f"{experiment['data']['name']} samples of {', '.join('all' if n is None else f'{n:,}' for n in settings['sizes'])} images"
+        data = f"{experiment['data']['name']} samples of {sizes_text(settings['sizes'])} images"
     seeds = len(settings.get("seeds", [0]))
     if csv is not None and csv.exists() and "n_seeds" in (table := pd.read_csv(csv)):
         seeds = int(table["n_seeds"].max())
