@@ -90,16 +90,14 @@ in_group() {
   return "$rc"
 }
 
-# execute NAME NOTEBOOK PARAMS OUT_DIR: papermill notebooks/NOTEBOOK.ipynb -> OUT_DIR/NOTEBOOK.ipynb with
-# the values of the parameter file PARAMS merged over its layers (params/base/NOTEBOOK.yaml, and the tier
-# file under a variant: scorecast.paramfiles) and output_dir OUT_DIR; on failure says which notebook, file and cell.
+# execute NAME NOTEBOOK PARAMS VALUES OUT_DIR: papermill notebooks/NOTEBOOK.ipynb -> OUT_DIR/NOTEBOOK.ipynb with
+# the checked values of the parameter file PARAMS in the file VALUES (its layers merged: `scorecast.params
+# check --write`, or a dry run's shrunk file) and output_dir OUT_DIR; on failure says which notebook, file and cell.
 execute() {
-  local name=$1 notebook=$2 params=$3 out=$4 rc=0 marker values
-  values=$("$PY" -m scorecast.params merged "notebooks/$notebook.ipynb" "$params") \
-    || { echo "run_all.sh: notebook $name: its parameters ($params) are invalid (see above); not executed" >&2; return 1; }
+  local name=$1 notebook=$2 params=$3 values=$4 out=$5 rc=0 marker
   marker=$(mktemp)
   mkdir -p "$out"
-  in_group "$PY" -m papermill "notebooks/$notebook.ipynb" "$out/$notebook.ipynb" -y "$values" \
+  in_group "$PY" -m papermill "notebooks/$notebook.ipynb" "$out/$notebook.ipynb" -f "$values" \
     -p output_dir "$out" --kernel python3 --cwd "$ROOT" --log-level WARNING || rc=$?
   if [ "$rc" != 0 ]; then
     if [ "$out/$notebook.ipynb" -nt "$marker" ]; then
@@ -133,7 +131,7 @@ dry_run() {
   echo "== paper tier, dry run: $(wc -l <<<"$plan") notebooks on tiny generated data in $scratch"
   while IFS=$'\t' read -r run notebook params out notes; do
     start=$(date +%s)
-    execute "$run" "$notebook" "$params" "$out" </dev/null || { echo "run_all.sh: the paper-tier dry run failed at $run" >&2; return 1; }
+    execute "$run" "$notebook" "$params" "$params" "$out" </dev/null || { echo "run_all.sh: the paper-tier dry run failed at $run" >&2; return 1; }
     echo "   $run: ok in $(( $(date +%s) - start )) s${notes:+ (dry-run substitutions: $notes)}"
   done <<<"$plan"
   echo "== paper tier, dry run: all $(wc -l <<<"$plan") notebooks ran: $(cut -f1 <<<"$plan" | paste -sd ' ')"
@@ -216,7 +214,8 @@ done
 pairs=()
 files=()
 for name in "${notebooks[@]}"; do pairs+=("notebooks/${name%%--*}.ipynb" "params/$tier/$name.yaml"); files+=("params/$tier/$name.yaml"); done
-"$PY" -m scorecast.params check "${pairs[@]}" || { echo "run_all.sh: fix the parameter file(s) named above; no notebook was run" >&2; exit 2; }
+merged=$(mktemp -d)  # each file's checked values, merged over its layers: what papermill gets
+"$PY" -m scorecast.params check --write "$merged" "${pairs[@]}" || { echo "run_all.sh: fix the parameter file(s) named above; no notebook was run" >&2; exit 2; }
 # Pre-flight (scorecast.preflight): data readable, weights present, a GPU where the tier needs one, disk
 # space for the planned records. --preflight runs only this; a paper batch runs it first and stops on a problem.
 if [ "$preflight" = 1 ] || [ "$tier" = paper ]; then
@@ -232,11 +231,12 @@ for name in "${notebooks[@]}"; do
   [ "$name" = "$notebook" ] || out="results/$tier/$name"
   echo "== $tier: $name"
   start=$(date +%s)
-  execute "$name" "$notebook" "params/$tier/$name.yaml" "$out" || { failed+=("$name"); echo "   FAILED after $(( $(date +%s) - start )) s; going on with the other notebooks"; continue; }
+  execute "$name" "$notebook" "params/$tier/$name.yaml" "$merged/$name.yaml" "$out" || { failed+=("$name"); echo "   FAILED after $(( $(date +%s) - start )) s; going on with the other notebooks"; continue; }
   "$PY" -m jupyter nbconvert --to html --log-level WARN --TagRemovePreprocessor.remove_cell_tags parameters "$out/$notebook.ipynb" --output-dir "$out" >/dev/null  # readers see the injected tier values, not the smoke defaults
   "$PY" -m scorecast.provenance record "results/$tier" "$name" "$tier"
   echo "   done in $(( $(date +%s) - start )) s"
 done
+rm -rf "$merged"
 "$PY" -m scorecast.report "results/$tier"
 echo "== index: results/$tier/index.html"
 if [ ${#failed[@]} -gt 0 ]; then

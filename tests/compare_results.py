@@ -4,7 +4,7 @@
 and then runs ``python tests/compare_results.py check results/smoke <fresh>``: every number
 must lie within the tolerance of its quantity (``tests/tolerances.yaml``, derived from measured
 CPU and thread-count variation), text and integer columns must be equal, and both runs must
-have the same rows. nbval checks the rest (every cell runs; printed text keeps its shape).
+have the same rows. A per-seed table (a ``seed`` column) is compared by its means over seeds. nbval checks the rest (every cell runs; printed text keeps its shape).
 
 ``python tests/compare_results.py prepare results/smoke <fresh>`` copies the stored notebooks
 into ``<fresh>/notebooks`` with their injected ``output_dir`` pointed at ``<fresh>/out``, so
@@ -24,6 +24,7 @@ import pandas as pd
 import yaml
 
 TOLERANCES = Path(__file__).with_name("tolerances.yaml")
+SEED = "seed"  # the column of a per-seed table (app_scale), compared by its means over seeds
 
 
 def load_tolerances(path: Path = TOLERANCES) -> dict[str, dict]:
@@ -64,6 +65,11 @@ def compare_table(name: str, stored: pd.DataFrame, fresh: pd.DataFrame, toleranc
             same = same | np.isclose(a, b, rtol=0, atol=1e-9)
         for row in np.flatnonzero(~same.to_numpy()):
             problems.append(f"{name} row {row} column {column!r}: stored {a.iloc[row]!r}, fresh {b.iloc[row]!r} (compared exactly)")
+    if problems:
+        return problems
+    if SEED in keys:  # a per-seed table: compare what its notebook reports, the means over seeds
+        stored, fresh, keys = _over_seeds(stored, keys), _over_seeds(fresh, keys), [k for k in keys if k != SEED]
+        name = f"{name} (means over seeds)"
     for column in stored.columns:
         quantity = quantity_of(column, tolerances)
         if quantity is None or tolerances[quantity]["tolerance"] is None:
@@ -77,6 +83,15 @@ def compare_table(name: str, stored: pd.DataFrame, fresh: pd.DataFrame, toleranc
                 problems.append(f"{name} [{label}] {column}: stored {a[row]:.4f}, fresh {b[row]:.4f}, "
                                 f"differ by more than the {quantity} tolerance {tolerance}")
     return problems
+
+
+def _over_seeds(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The rows of a per-seed ``table`` averaged over its ``seed`` column: one row per setting (the other
+    ``keys``), in a fixed order. One seed of a smoke-scale run is a chaotic draw (measured between AVX-512
+    and ``ATEN_CPU_CAPABILITY=default``: a global kNN pruning that keeps a class in one run and empties it
+    in the other moved one seed's top-1 by 0.14), while the notebook's claims rest on the means."""
+    by = [k for k in keys if k != SEED]
+    return table.drop(columns=SEED).groupby(by, dropna=False, sort=True).mean().reset_index()
 
 
 def compare_folders(stored_dir: Path, fresh_dir: Path, tolerances: dict | None = None) -> list[str]:

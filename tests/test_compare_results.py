@@ -75,3 +75,23 @@ def test_every_stored_float_column_has_a_quantity_or_is_a_setting():
         for column, dtype in pd.read_csv(csv).dtypes.items():
             if dtype.kind == "f" and quantity_of(column, tolerances) is None:
                 assert column in settings, f"{csv.name}: float column {column!r} has no tolerance in tests/tolerances.yaml"
+
+
+def test_a_per_seed_table_is_compared_by_its_means_over_seeds(copies):
+    """app_scale.csv has one row per seed: seeds moving apart within a setting pass while their mean
+    holds; the mean moving beyond tolerance fails, naming the setting."""
+    stored, fresh = copies
+    table = pd.read_csv(fresh / "app_scale.csv")
+    tolerance = load_tolerances()["accuracy"]["tolerance"]
+    row = table.index[(table["setting"] == "random") & (table["rate"] == 0.5) & (table["train_size"] == 700)]
+    assert len(row) == 2  # two seeds of one setting
+    table.loc[row, "top1"] += [1.5 * tolerance, -1.5 * tolerance]
+    table.to_csv(fresh / "app_scale.csv", index=False)
+    assert compare_folders(stored, fresh) == []
+    table.loc[row, "top1"] += 1.5 * tolerance
+    table.to_csv(fresh / "app_scale.csv", index=False)
+    problems = compare_folders(stored, fresh)
+    assert len(problems) == 1 and "app_scale.csv (means over seeds)" in problems[0] and "setting=random" in problems[0]
+    table.loc[row[0], "seed"] = 7  # a seed is a row label: compared exactly
+    table.to_csv(fresh / "app_scale.csv", index=False)
+    assert "column 'seed'" in compare_folders(stored, fresh)[0]

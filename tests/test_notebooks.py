@@ -136,6 +136,26 @@ def test_merged_command_prints_what_papermill_gets(capsys):
     assert list(values) == [key for key in _parameters_cell(notebook) if key in values]
 
 
+def test_check_writes_what_papermill_gets(tmp_path, capsys):
+    """``python -m scorecast.params check --write DIR`` (run_all.sh hands DIR/<file>.yaml to papermill -f):
+    one file per valid pair, named after the parameter file, holding what ``merged`` prints; none for a bad pair."""
+    import yaml
+
+    notebook = str(ROOT / "notebooks" / "fig2_accuracy_vs_pruning_rate.ipynb")
+    variant, tier = (ROOT / "params" / "cpu" / f"fig2_accuracy_vs_pruning_rate{v}.yaml" for v in ("--tiny", ""))
+    assert main(["check", "--write", str(tmp_path), notebook, str(variant), notebook, str(tier)]) == 0
+    for path in (variant, tier):
+        assert main(["merged", notebook, str(path)]) == 0
+        assert (tmp_path / f"{path.stem}.yaml").read_text() == capsys.readouterr().out
+        assert yaml.safe_load((tmp_path / f"{path.stem}.yaml").read_text()) == load_params(path)
+    bad = tmp_path / "bad" / "quickstart.yaml"
+    bad.parent.mkdir()
+    bad.write_text("seeds: -1\n")
+    assert main(["check", "--write", str(tmp_path / "out"), str(ROOT / "notebooks" / "quickstart.ipynb"), str(bad)]) == 1
+    assert not (tmp_path / "out").exists()
+    assert main(["check", "--write"]) == 2
+
+
 def test_index_lists_variant_runs_with_their_figures(tmp_path):
     notebook = {"cells": [{"cell_type": "markdown", "source": "# Table 4: adversarial training", "metadata": {}}],
                 "metadata": {}, "nbformat": 4, "nbformat_minor": 5}

@@ -130,6 +130,25 @@ def test_experiment_as_yaml_path(tmp_path):
         validate_experiment(str(_write(tmp_path / "list.yaml", "- 1\n- 2\n")))
 
 
+def test_experiment_file_varying_another(tmp_path):
+    base = _write(tmp_path / "experiment.yaml", {"data": {"name": "digits", "limit": 500}, "scoring": {"epochs": 4, "lr": 0.1}})
+    variant = _write(tmp_path / "experiment_1k.yaml", {"base": str(base), "data": {"name": "digits", "limit": 1000}})
+    # the variant's keys replace the base's whole; the rest is the base's
+    assert validate_experiment(str(variant)) == {**validate_experiment(str(base)), "data": {"name": "digits", "limit": 1000}}
+    # a chain of variants
+    twice = _write(tmp_path / "experiment_2x.yaml", {"base": str(variant), "retrain": {"epochs": 2}})
+    merged = validate_experiment(str(twice))
+    assert merged["data"]["limit"] == 1000 and merged["scoring"]["epochs"] == 4 and merged["retrain"]["epochs"] == 2
+    # bad bases are refused naming the file
+    _write(base, {"base": str(twice), "data": {"name": "digits"}})
+    with pytest.raises(ScorecastError, match="leads back to this file"):
+        validate_experiment(str(twice))
+    with pytest.raises(ScorecastError, match="experiment_bad.yaml: base must name"):
+        validate_experiment(str(_write(tmp_path / "experiment_bad.yaml", {"base": 3})))
+    with pytest.raises(ScorecastError, match="nowhere.yaml"):
+        validate_experiment(str(_write(tmp_path / "experiment_lost.yaml", {"base": str(tmp_path / "nowhere.yaml")})))
+
+
 @pytest.mark.parametrize(
     "params, message",
     [

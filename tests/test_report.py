@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from scorecast import ours, report, verdicts as verdict_marks
+from scorecast.validation import ScorecastError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -144,3 +145,16 @@ def test_route_costs_count_each_stage_once_with_one_final_training_per_rate(tmp_
                                        "random 50.0 s, kNN speed-up 1.8x"]
     assert report._speedup(tmp_path / "tab1_relative_accuracy_speedup.csv") == [
         "end-to-end speed-up of the kNN route (Fig. 3's stage times): 1.8x at rate 0.5"]
+
+
+def test_the_readme_lists_every_notebook_from_the_index_entries(tmp_path):
+    committed = (ROOT / "README.md").read_text()
+    copy = tmp_path / "README.md"
+    copy.write_text(committed)
+    report.write_notebooks(copy)
+    assert copy.read_text() == committed, "README.md's table of notebooks is stale: run python -m scorecast.report notebooks"
+    block = committed.split(report.NOTEBOOKS_BEGIN)[1].split(report.NOTEBOOKS_END)[0]
+    assert {f"`{p.stem}`" for p in (ROOT / "notebooks").glob("*.ipynb")} == set(re.findall(r"^\| (`\w+`) \|", block, re.M))
+    with pytest.raises(ScorecastError, match="needs exactly one line"):
+        (tmp_path / "no_markers.md").write_text("# no table here\n")
+        report.write_notebooks(tmp_path / "no_markers.md")

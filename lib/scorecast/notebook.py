@@ -12,7 +12,7 @@ from __future__ import annotations
 from IPython.display import display
 
 from . import params, plots
-from .paramfiles import parameters_cell_keys, read_params, read_yaml, sizes_text
+from .paramfiles import parameters_cell_keys, read_experiment, read_params, sizes_text
 from .paths import project_root
 from .provenance import TIER_THREADS
 from .validation import ScorecastError
@@ -38,7 +38,7 @@ def tiers_table(notebook: str) -> _Markdown:
         if not path.exists():
             continue
         settings = read_params(path)
-        experiment = read_yaml(project_root() / settings["experiment"])
+        experiment = read_experiment(settings["experiment"])
         if "sizes" in settings:  # the scale study replaces data.limit by its sizes (None: every image)
             data = experiment["data"]["name"] + ", sizes " + sizes_text(settings["sizes"])
         else:

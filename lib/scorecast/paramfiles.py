@@ -18,9 +18,10 @@ from pathlib import Path
 
 import yaml
 
+from .paths import resolve
 from .validation import ScorecastError
 
-BASE = "base"  # params/base/<notebook>.yaml: the values every tier of a notebook shares
+BASE = "base"  # params/base/<notebook>.yaml: the values every tier of a notebook shares; in an experiment file, the file it varies
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -90,6 +91,24 @@ def read_params(path: str | Path, read: list[tuple[Path, dict]] | None = None) -
     for _, values in read if read is not None else read_layers(path):
         merged.update(values)
     return merged
+
+
+def read_experiment(path: str | Path, _varied: tuple[Path, ...] = ()) -> dict:
+    """The values of the experiment file ``path`` (relative to :func:`scorecast.paths.project_root`), not
+    validated (:func:`scorecast.params.validate_experiment` does). A file may vary another: ``base:
+    <experiment file>`` names it, and the file's own keys replace the base's values whole, so
+    ``base: params/cpu/experiment.yaml`` with ``data: {name: imagefolder, root: null, limit: 20000}``
+    is the tier's regime at 20,000 images, its recipe written once."""
+    path = resolve(path)
+    values = read_yaml(path)
+    base = values.pop(BASE, None)
+    if base is None:
+        return values
+    if not isinstance(base, str):
+        raise ScorecastError(f"{path}: {BASE} must name the experiment file this one varies (e.g. params/cpu/experiment.yaml), got {base!r}")
+    if resolve(base) in (*_varied, path):
+        raise ScorecastError(f"{path}: {BASE}: {base} leads back to this file; an experiment file cannot vary itself")
+    return {**read_experiment(base, (*_varied, path)), **values}
 
 
 def sizes_text(sizes: list[int | None]) -> str:

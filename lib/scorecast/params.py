@@ -7,9 +7,10 @@ config of :class:`scorecast.pipeline.Pipeline`; each ``scorers``/``methods`` ent
 (:mod:`scorecast.specs`). An unknown or mistyped key, a wrong type or an impossible value stops the run
 before any data is loaded, with a message naming the key, the file and what is allowed.
 
-Batch runs check every parameter file against its notebook first, then hand papermill each run's merged values::
+Batch runs check every parameter file against its notebook first, writing each run's merged values to a
+file that papermill then reads (so each file is validated once)::
 
-    python -m scorecast.params check notebooks/quickstart.ipynb params/smoke/quickstart.yaml [NOTEBOOK PARAMS ...]
+    python -m scorecast.params check [--write DIR] notebooks/quickstart.ipynb params/smoke/quickstart.yaml [NOTEBOOK PARAMS ...]
     python -m scorecast.params merged notebooks/quickstart.ipynb params/smoke/quickstart.yaml   # YAML on stdout
 
 ``check`` also refuses a key, in any layer, that the notebook's parameters cell does not define.
@@ -28,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from . import registry, scores, unsupervised
-from .paramfiles import parameters_cell_keys, read_layers, read_params, read_yaml, source as file_source
+from .paramfiles import parameters_cell_keys, read_experiment, read_layers, read_params, source as file_source
 from .paths import resolve
 from .recipe import Recipe
 from .specs import RECIPE_SCHEMA, check_encoder
@@ -142,11 +143,11 @@ def validate_experiment(experiment: dict | str, source: str = "experiment") -> d
     :class:`~scorecast.train.PGD`.
 
     ``experiment`` is a mapping, or the path of a tier's shared YAML file (e.g.
-    ``params/cpu/experiment.yaml``, relative to :func:`scorecast.paths.project_root`), so every notebook of a tier
-    shares one definition."""
+    ``params/cpu/experiment.yaml``, relative to :func:`scorecast.paths.project_root`; read by
+    :func:`scorecast.paramfiles.read_experiment`, over the file its ``base:`` names), so every notebook of a
+    tier shares one definition."""
     if isinstance(experiment, str):
-        path = resolve(experiment)
-        source, experiment = str(path), read_yaml(path)
+        source, experiment = str(resolve(experiment)), read_experiment(experiment)
     if not isinstance(experiment, dict):
         raise ScorecastError(f"{source}: experiment must be a mapping, got {type(experiment).__name__}")
     _check_mapping(experiment, EXPERIMENT_SCHEMA, "experiment.", source)
@@ -419,27 +420,36 @@ def check_file(notebook: str | Path, path: str | Path) -> dict:
     return {key: values[key] for key in allowed if key in values}
 
 
-USAGE = ("usage: python -m scorecast.params check NOTEBOOK.ipynb PARAMS.yaml [NOTEBOOK.ipynb PARAMS.yaml ...]\n"
+USAGE = ("usage: python -m scorecast.params check [--write DIR] NOTEBOOK.ipynb PARAMS.yaml [NOTEBOOK.ipynb PARAMS.yaml ...]\n"
          "       python -m scorecast.params merged NOTEBOOK.ipynb PARAMS.yaml")
 
 
 def main(argv: list[str]) -> int:
-    """``check NOTEBOOK PARAMS [NOTEBOOK PARAMS ...]``: validate each pair; 0 when all are valid.
-    ``merged NOTEBOOK PARAMS``: validate, then print the merged parameters as YAML (what papermill gets)."""
-    pairs = argv[1:]
-    if argv[:1] not in (["check"], ["merged"]) or not pairs or len(pairs) % 2 or (argv[0] == "merged" and len(pairs) != 2):
+    """``check [--write DIR] NOTEBOOK PARAMS [NOTEBOOK PARAMS ...]``: validate each pair; 0 when all are
+    valid. With ``--write``, each valid pair's merged parameters (what papermill gets, in the order of the
+    parameters cell) go to ``DIR/<PARAMS's stem>.yaml``, so run_all.sh validates each file once.
+    ``merged NOTEBOOK PARAMS``: validate, then print the merged parameters as YAML."""
+    command, rest = argv[:1], argv[1:]
+    write = None
+    if command == ["check"] and rest[:1] == ["--write"] and len(rest) > 1:
+        write, rest = Path(rest[1]), rest[2:]
+    if command not in (["check"], ["merged"]) or not rest or len(rest) % 2 or (command == ["merged"] and len(rest) != 2):
         print(USAGE, file=sys.stderr)
         return 2
     failed = 0
-    for notebook, path in zip(pairs[0::2], pairs[1::2]):
+    for notebook, path in zip(rest[0::2], rest[1::2]):
         try:
             values = check_file(notebook, path)
         except ScorecastError as err:
             print(f"scorecast.params: {err}", file=sys.stderr)
             failed += 1
             continue
-        if argv[0] == "merged":
-            print(yaml.safe_dump(values, sort_keys=False, width=1000), end="")
+        merged = yaml.safe_dump(values, sort_keys=False, width=1000)
+        if command == ["merged"]:
+            print(merged, end="")
+        elif write is not None:
+            write.mkdir(parents=True, exist_ok=True)
+            (write / f"{Path(path).stem}.yaml").write_text(merged)
     return 1 if failed else 0
 
 

@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from . import scores
-from .specs import ScorerSpec, option, register, spec
+from .specs import ScorerSpec, default_of, option, register, spec
 from .validation import ScorecastError
 
 
@@ -44,7 +44,7 @@ class TDDS(ScorerSpec):
     name: ClassVar[str] = "tdds"
     reads_softmax: ClassVar[bool] = True
     window: int = option(scores.WINDOW, low=3)
-    decay: float = option(0.9, low=0.0, low_open=True, high=1.0)
+    decay: float = option(default_of(scores.tdds, "decay"), low=0.0, low_open=True, high=1.0)
 
     def score(self, dynamics, labels) -> np.ndarray:
         return scores.tdds(dynamics.softmax(self.view), self.window, self.decay)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import json
 import types
 import typing
@@ -45,6 +46,12 @@ def option(default, *, low=None, high=None, low_open: bool = False, high_open: b
     if isinstance(default, dict):
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def default_of(function, parameter: str):
+    """The default ``function`` declares for ``parameter``: an option's default read from the function the
+    method runs, so it is written once (``option(default_of(scores.zero_shot_coreset, "sample_dim"), low=1)``)."""
+    return inspect.signature(function).parameters[parameter].default
 
 
 def _type_name(hint) -> str:

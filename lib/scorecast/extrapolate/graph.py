@@ -16,6 +16,11 @@ from ..validation import ScorecastError, check_choice, check_positive_int, resol
 from .common import K, _assemble, _check_inputs, _check_labels, _complement
 from .search import METRICS, nearest_neighbours
 
+# Training defaults of both the GCN and the MLP (their method specs read every default from these signatures)
+DROPOUT = 0.5
+LR = 1e-3
+VAL_FRACTION = 0.1  # share of the subset held out to pick the best epoch
+
 
 @dataclass(frozen=True, eq=False)
 class KnnGraph:
@@ -289,10 +294,10 @@ def gnn(
     k: int = K,
     seed: int = 0,
     hidden: Sequence[int] = (512, 256),
-    dropout: float = 0.5,
+    dropout: float = DROPOUT,
     epochs: int = 50,
-    lr: float = 1e-3,
-    val_fraction: float = 0.1,
+    lr: float = LR,
+    val_fraction: float = VAL_FRACTION,
     metric: str = "euclidean",
     standardize: bool = True,
     graph: KnnGraph | None = None,
@@ -371,10 +376,10 @@ def mlp(
     labels=None,
     seed: int = 0,
     hidden: Sequence[int] = (256, 64),
-    dropout: float = 0.5,
+    dropout: float = DROPOUT,
     epochs: int = 200,
-    lr: float = 1e-3,
-    val_fraction: float = 0.1,
+    lr: float = LR,
+    val_fraction: float = VAL_FRACTION,
     standardize: bool = True,
     device: str = "auto",
 ) -> np.ndarray:

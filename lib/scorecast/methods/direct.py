@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from .. import scores
-from ..specs import PARADIGMS, MethodSpec, check_encoder, option, register, spec
+from ..specs import PARADIGMS, MethodSpec, check_encoder, default_of, option, register, spec
 from ..stages import ScoreResult
 
 
@@ -82,10 +82,10 @@ class ZCore(FrozenFeatureMethod):
     name: ClassVar[str] = "zcore"
     style: ClassVar[tuple[str, str]] = ("#d62728", "*")
     encoder: dict = option({"name": "pca"})
-    draws: int | None = option(None, low=1)
-    sample_dim: int = option(2, low=1)
-    redundancy_nn: int = option(1000, low=1)
-    redundancy_exp: float = option(4.0, low=0.0, low_open=True)
+    draws: int | None = option(default_of(scores.zero_shot_coreset, "draws"), low=1)
+    sample_dim: int = option(default_of(scores.zero_shot_coreset, "sample_dim"), low=1)
+    redundancy_nn: int = option(default_of(scores.zero_shot_coreset, "redundancy_nn"), low=1)
+    redundancy_exp: float = option(default_of(scores.zero_shot_coreset, "redundancy_exp"), low=0.0, low_open=True)
 
     def run(self, pipe, scorer, seed: int, fraction) -> ScoreResult:
         return self.score_features(scores.zero_shot_coreset, pipe, draws=self.draws, sample_dim=self.sample_dim,

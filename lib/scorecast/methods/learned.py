@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from .. import extrapolate as ex
-from ..specs import PARADIGMS, Extrapolator, option, register, spec
+from ..specs import PARADIGMS, Extrapolator, default_of, option, register, spec
 from ..stages import ScoreResult
 from ..validation import ScorecastError
 
@@ -13,16 +13,17 @@ from ..validation import ScorecastError
 @spec
 class Learned(Extrapolator):
     """Options of the trained extrapolators (:func:`scorecast.extrapolate.gnn` / ``mlp``, the class's
-    ``function``): ``labels`` feeds one-hot class labels in, ``seed`` (default: the run's seed) seeds
-    the split and the weights. They hold out ``val_fraction`` of the subset for the best epoch."""
+    ``function``, whose signatures hold the defaults): ``labels`` feeds one-hot class labels in, ``seed``
+    (default: the run's seed) seeds the split and the weights. They hold out ``val_fraction`` of the
+    subset for the best epoch."""
 
     validates: ClassVar[bool] = True
     labels: bool = option(False)
     seed: int | None = option(None, low=0)
-    dropout: float = option(0.5, low=0.0, high=1.0, high_open=True)
-    lr: float = option(1e-3, low=0.0, low_open=True)
-    val_fraction: float = option(0.1, low=0.0, high=1.0, low_open=True, high_open=True)
-    standardize: bool = option(True)
+    dropout: float = option(default_of(ex.gnn, "dropout"), low=0.0, high=1.0, high_open=True)
+    lr: float = option(default_of(ex.gnn, "lr"), low=0.0, low_open=True)
+    val_fraction: float = option(default_of(ex.gnn, "val_fraction"), low=0.0, high=1.0, low_open=True, high_open=True)
+    standardize: bool = option(default_of(ex.gnn, "standardize"))
 
     def run(self, pipe, scorer, seed: int, fraction) -> ScoreResult:
         """``function`` with every option of the spec except those shared by all methods, ``labels``
@@ -48,13 +49,13 @@ class GNN(Learned):
     display: ClassVar[str] = "GNN"
     style: ClassVar[tuple[str, str]] = ("#e69f00", "^")
     function = staticmethod(ex.gnn)
-    k: int = option(ex.K, low=1)
-    hidden: tuple[int, ...] = option((512, 256), low=1)
-    epochs: int = option(50, low=1)
-    metric: str = option("euclidean", choices=ex.METRICS)
-    batch_size: int | None = option(None, low=1)
-    fanout: int = option(5, low=1)
-    backend: str = option("auto", choices=ex.BACKENDS)
+    k: int = option(default_of(ex.gnn, "k"), low=1)
+    hidden: tuple[int, ...] = option(default_of(ex.gnn, "hidden"), low=1)
+    epochs: int = option(default_of(ex.gnn, "epochs"), low=1)
+    metric: str = option(default_of(ex.gnn, "metric"), choices=ex.METRICS)
+    batch_size: int | None = option(default_of(ex.gnn, "batch_size"), low=1)
+    fanout: int = option(default_of(ex.gnn, "fanout"), low=1)
+    backend: str = option(default_of(ex.gnn, "backend"), choices=ex.BACKENDS)
 
     def check_size(self, m: int, n: int, where: str, subset: str) -> None:
         """The graph links every node to k of the other n - 1 samples."""
@@ -71,5 +72,5 @@ class MLP(Learned):
     display: ClassVar[str] = "MLP"
     style: ClassVar[tuple[str, str]] = ("#009e73", "D")
     function = staticmethod(ex.mlp)
-    hidden: tuple[int, ...] = option((256, 64), low=1)
-    epochs: int = option(200, low=1)
+    hidden: tuple[int, ...] = option(default_of(ex.mlp, "hidden"), low=1)
+    epochs: int = option(default_of(ex.mlp, "epochs"), low=1)

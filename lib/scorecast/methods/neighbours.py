@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 
 from .. import extrapolate as ex
-from ..specs import PARADIGMS, Extrapolator, option, register, spec
+from ..specs import PARADIGMS, Extrapolator, default_of, option, register, spec
 from ..stages import ScoreResult
 from ..validation import ScorecastError
 
@@ -24,9 +24,9 @@ class KNN(Extrapolator):
     display: ClassVar[str] = "kNN"
     style: ClassVar[tuple[str, str]] = ("#0072b2", "o")
     k: int | str = option(ex.K, low=1, choices=("cv", "oracle"))
-    weighting: str = option("uniform", choices=ex.WEIGHTINGS)
-    metric: str = option("euclidean", choices=ex.METRICS)
-    backend: str = option("auto", choices=ex.BACKENDS)
+    weighting: str = option(default_of(ex.knn, "weighting"), choices=ex.WEIGHTINGS)
+    metric: str = option(default_of(ex.knn, "metric"), choices=ex.METRICS)
+    backend: str = option(default_of(ex.knn, "backend"), choices=ex.BACKENDS)
     ks: tuple[int, ...] = option(ex.KS, low=1)
 
     def check(self, where: str) -> None:

@@ -11,9 +11,11 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from .. import extrapolate as ex
 from .. import proxy
-from ..specs import MethodSpec, option, register, spec
+from ..specs import MethodSpec, default_of, option, register, spec
 from ..stages import ScoreResult
 from ..validation import ScorecastError
+
+AUGMENTATIONS = 8  # views of each sample the subset model predicts by default (view 0 clean): the proxy's and the stacked regressor's
 
 
 @register
@@ -25,7 +27,7 @@ class Proxy(MethodSpec):
     name: ClassVar[str] = "proxy"
     style: ClassVar[tuple[str, str]] = ("#cc79a7", "v")
     kind: str = option("aug_std", choices=proxy.FEATURES)
-    augmentations: int = option(8, low=1)
+    augmentations: int = option(AUGMENTATIONS, low=1)
 
     def check(self, where: str) -> None:
         if self.kind == "aug_std" and self.augmentations < 2:
@@ -60,7 +62,7 @@ class Hybrid(Proxy):
     name: ClassVar[str] = "hybrid"
     style: ClassVar[tuple[str, str]] = ("#7b3294", "P")
     k: int = option(ex.K, low=1)
-    weight: float = option(0.5, low=0.0, high=1.0)
+    weight: float = option(default_of(proxy.rank_average, "weight"), low=0.0, high=1.0)
 
     def check_size(self, m: int, n: int, where: str, subset: str) -> None:
         if self.k > m:
@@ -84,7 +86,7 @@ class Stacked(MethodSpec):
     name: ClassVar[str] = "stacked"
     validates: ClassVar[bool] = True
     style: ClassVar[tuple[str, str]] = ("#56b4e9", "<")
-    augmentations: int = option(8, low=1)
+    augmentations: int = option(AUGMENTATIONS, low=1)
     k: int = option(ex.K, low=1)
     folds: int = option(2, low=2)
 
