@@ -16,6 +16,7 @@ reused, so this trains only what the earlier search tried beyond them (the 1x ru
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def main() -> None:
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.2, 0.1])
     args = parser.parse_args()
     rows = []
-    experiment = {**validate_experiment(args.experiment), "subset_length": "phase"}
+    experiment = dataclasses.replace(validate_experiment(args.experiment), subset_length="phase")
     for n, pipe in analysis.scale_pipelines(experiment, args.sizes).items():
         for seed in args.seeds:
             full = pipe.run(seed)

@@ -134,7 +134,7 @@ def test_gap_verdict_needs_every_seed_on_one_side(gaps, verdict):
 def test_scale_pipelines_set_the_limit_per_size_and_none_means_every_image(tmp_path):
     pipes = analysis.scale_pipelines({"data": {"name": "digits", "limit": 500}, "device": "cpu"}, [300, None], tmp_path)
     assert list(pipes) == [300, 1437]
-    assert pipes[300].experiment["data"] == {"name": "digits", "limit": 300} and pipes[1437].experiment["data"] == {"name": "digits"}
+    assert pipes[300].experiment.data == {"name": "digits", "limit": 300} and pipes[1437].experiment.data == {"name": "digits"}
 
 
 def test_scale_table_rows_and_verdicts_on_digits(tmp_path):

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from scorecast import claims
+from scorecast.params import validate_experiment
 from scorecast.validation import ScorecastError
 
 
@@ -86,8 +87,8 @@ def test_tier_comes_from_the_experiment_file():
 
 
 class _Pipe:
-    experiment = {"data": {"name": "digits"}, "model": "tiny_cnn", "paradigm": "supervised", "subset_length": "steps",
-                  "scoring": {"optimizer": "adam", "lr": 0.003, "epochs": 20}, "retrain": {"epochs": 10}}
+    experiment = validate_experiment({"data": {"name": "digits"}, "model": "tiny_cnn", "paradigm": "supervised", "subset_length": "steps",
+                                      "scoring": {"optimizer": "adam", "lr": 0.003, "epochs": 20}, "retrain": {"epochs": 10}})
     train_set = range(1437)
 
 

@@ -53,24 +53,29 @@ def test_shrink_changes_only_epochs_windows_seeds_sizes_and_paths(tmp_path):
     shrunk, notes = dryrun.shrink(params, experiment, data, tmp_path, "tab2")
     exp = shrunk["experiment"]
     # the paper's windows of 10 and TDDS trajectory of 10 epochs -> 3 (TDDS's smallest window), and 3 epochs
-    assert [s["window"] for s in params["scorers"]] == [10, 10] and experiment["record"]["trajectory_length"] == 10
+    assert [s["window"] for s in params["scorers"]] == [10, 10] and experiment.record.trajectory_length == 10
     assert [s["window"] for s in shrunk["scorers"]] == [3, 3] and exp["record"]["trajectory_length"] == 3
     assert exp["scoring"]["epochs"] == 3
     assert exp["retrain"]["epochs"] == 1
     assert shrunk["seeds"] == [0]
     assert exp["data"]["root"] == str(tmp_path / "cifar10")
     assert shrunk["output_dir"] == str(tmp_path / "out" / "tab2") and shrunk["cache_dir"] == str(tmp_path / "cache")
+    original = experiment.as_dict()
     for key in ("model", "paradigm"):
-        assert exp[key] == experiment[key]
-    assert {**exp["record"], "trajectory_length": 10} == experiment["record"]
+        assert exp[key] == original[key]
+    assert {**exp["record"], "trajectory_length": 10} == original["record"]
     for key in ("batch_size", "optimizer", "lr", "weight_decay", "schedule"):
-        assert exp["scoring"][key] == experiment["scoring"][key] and exp["retrain"][key] == experiment["retrain"][key]
+        assert exp["scoring"][key] == original["scoring"][key] and exp["retrain"][key] == original["retrain"][key]
+    # everything else is the paper's, and the shrunk experiment validates
+    changed = {"data", "record", "scoring", "retrain"}
+    assert {k: v for k, v in exp.items() if k not in changed} == {k: v for k, v in original.items() if k not in changed}
+    assert validate_experiment(exp).as_dict() == exp
     assert [s["name"] for s in shrunk["scorers"]] == ["du", "tdds"] and shrunk["scorers"][1]["scoring"] == params["scorers"][1]["scoring"]
     assert [m["name"] for m in shrunk["methods"]] == [m["name"] for m in params["methods"]]
     # a GNN validates on 10 % of the subset: 0.1 of the 100 generated images is raised to 0.2, and reported
     assert shrunk["fractions"] == [0.2] and any("fractions" in n for n in notes)
     # the inputs are untouched
-    assert params["seeds"] == [0, 1, 2] and experiment["scoring"]["epochs"] == 50
+    assert params["seeds"] == [0, 1, 2] and experiment.scoring.epochs == 50
 
 
 def test_shrink_limits_samples_caps_k_and_shrinks_attacks(tmp_path):
@@ -80,7 +85,7 @@ def test_shrink_limits_samples_caps_k_and_shrinks_attacks(tmp_path):
     # fraction 0.2 and rates up to 0.7 need 10 samples for subsets and pruned sets of >= 2
     assert exp["data"]["limit"] == 10
     assert exp["attack"]["steps"] == 1 and exp["eval_attack_steps"] == 1
-    assert exp["attack"]["eps"] == experiment["attack"]["eps"] and exp["model"] == "wrn28_10"
+    assert exp["attack"]["eps"] == experiment.attack.eps and exp["model"] == "wrn28_10"
     assert [m.get("k") for m in shrunk["methods"]] == [None, 2, None] and notes == ["knn k 10 -> 2"]
     assert shrunk["rates"] == params["rates"] == [0.3, 0.7]
     params, experiment = _paper("fig2_accuracy_vs_pruning_rate")
@@ -112,7 +117,7 @@ def test_prepare_covers_every_paper_file_and_dataset(tmp_path):
     runs = dryrun.paper_runs()
     files = {p.stem for p in (ROOT / "params/paper").glob("*.yaml") if not p.stem.startswith("experiment")}
     assert files <= set(runs)
-    datasets = {dryrun.dataset_key(exp[part]) for _, _, exp in runs.values() for part in ("data", "test_data") if exp[part] is not None}
+    datasets = {dryrun.dataset_key(spec) for _, _, exp in runs.values() for spec in (exp.data, exp.test_data) if spec is not None}
     assert datasets == set(dryrun.GENERATED)
     prepared = dryrun.prepare(tmp_path, ["tab4_adversarial--2m"])
     assert [p[0] for p in prepared] == ["tab4_adversarial--2m"]
@@ -126,7 +131,7 @@ def test_prepare_covers_every_paper_file_and_dataset(tmp_path):
 def test_large_dataset_variants_are_dry_run_through_their_memory_map(tmp_path, dataset):
     runs = dryrun.paper_runs()
     for notebook in ("fig2_accuracy_vs_pruning_rate", "tab2_extrapolation_correlation"):
-        assert runs[f"{notebook}--{dataset}"][2]["data"]["mmap"] == f"data/mmap/{dataset}"
+        assert runs[f"{notebook}--{dataset}"][2].data["mmap"] == f"data/mmap/{dataset}"
     prepared = dryrun.prepare(tmp_path, [f"fig2_accuracy_vs_pruning_rate--{dataset}"])
     data = yaml.safe_load(prepared[0][2].read_text())["experiment"]["data"]
     key = dryrun.dataset_key(data)

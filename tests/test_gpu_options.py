@@ -71,7 +71,7 @@ def test_recipe_options_are_validated_and_read_from_yaml():
     with pytest.raises(ScorecastError, match="compile must be true or false"):
         Recipe(epochs=1, compile="yes")
     experiment = validate_experiment({"scoring": {"epochs": 2, "amp": False, "compile": False}})
-    assert experiment["scoring"]["amp"] is False
+    assert experiment.scoring.amp is False
 
 
 def test_cache_key_of_a_default_recipe_lists_no_speed_option():

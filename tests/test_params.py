@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scorecast.experiment import Experiment, RecordSettings
 from scorecast.params import DEFAULT_EXPERIMENT, check_file, load_params, main, validate_experiment, validate_notebook_params
 from scorecast.recipe import Recipe
 from scorecast.train import PGD
@@ -24,15 +25,56 @@ def _write(path, values):
 def test_defaults_and_merge():
     merged = validate_experiment({})
     # the recipe and attack blocks: DEFAULT_EXPERIMENT's values over every field of Recipe and PGD
-    assert merged["scoring"] == dataclasses.asdict(Recipe(epochs=20)) and merged["attack"] == dataclasses.asdict(PGD())
-    assert merged["retrain"] == dataclasses.asdict(Recipe(epochs=20, weight_decay=1e-3, schedule="onecycle"))
-    assert {k: v for k, v in merged.items() if k not in ("scoring", "retrain", "attack")} == \
+    assert merged.scoring == Recipe(epochs=20) and merged.attack == PGD()
+    assert merged.retrain == Recipe(epochs=20, weight_decay=1e-3, schedule="onecycle")
+    assert merged.record == RecordSettings("train", "last", 10)
+    as_dict = merged.as_dict()
+    assert as_dict["scoring"] == dataclasses.asdict(Recipe(epochs=20)) and as_dict["attack"] == dataclasses.asdict(PGD())
+    assert list(as_dict) == list(DEFAULT_EXPERIMENT)  # the keys of the mapping, in its order
+    assert {k: v for k, v in as_dict.items() if k not in ("scoring", "retrain", "attack")} == \
         {k: v for k, v in DEFAULT_EXPERIMENT.items() if k not in ("scoring", "retrain", "attack")}
     merged = validate_experiment({"scoring": {"epochs": 3, "lr": 0.1}, "data": {"name": "digits", "limit": 500}})
-    assert merged["scoring"] == dataclasses.asdict(Recipe(epochs=3, lr=0.1))  # nested merge
-    assert merged["data"] == {"name": "digits", "limit": 500}  # data is replaced, not merged
+    assert merged.scoring == Recipe(epochs=3, lr=0.1)  # nested merge
+    assert merged.data == {"name": "digits", "limit": 500}  # data is replaced, not merged
     assert DEFAULT_EXPERIMENT["scoring"]["epochs"] == 20  # defaults are never mutated
-    assert validate_experiment({"retrain": {"lr": 1}})["retrain"]["lr"] == 1  # an int is a valid float
+    assert validate_experiment({"retrain": {"lr": 1}}).retrain.lr == 1  # an int is a valid float
+
+
+@pytest.mark.parametrize("given", [
+    {},
+    {"data": {"name": "digits", "limit": 500}, "test_data": {"name": "digits"}, "scoring": {"epochs": 3, "lr": 0.1, "amp": False},
+     "record": {"trajectory": "first", "trajectory_length": 2}, "paradigm": "adversarial", "attack": {"steps": 3},
+     "eval_autoattack_samples": 8, "subset_length": "steps", "device": "cpu"},
+])
+def test_experiment_is_typed_frozen_and_round_trips_through_its_mapping(given):
+    experiment = validate_experiment(given)
+    assert isinstance(experiment, Experiment)
+    assert isinstance(experiment.scoring, Recipe) and isinstance(experiment.retrain, Recipe) and isinstance(experiment.attack, PGD)
+    assert isinstance(experiment.record, RecordSettings)
+    assert experiment.data["name"] == "digits" and experiment.scoring.epochs == given.get("scoring", {}).get("epochs", 20)
+    # as_dict is the mapping validate_experiment filled in, and validating it again changes nothing
+    as_dict = experiment.as_dict()
+    assert validate_experiment(as_dict) == experiment and validate_experiment(as_dict).as_dict() == as_dict
+    assert validate_experiment(experiment) == experiment  # an Experiment is accepted (and checked again)
+    assert {**as_dict["scoring"], **as_dict["record"]} == {**dataclasses.asdict(experiment.scoring), **dataclasses.asdict(experiment.record)}
+    assert experiment["paradigm"] == experiment.paradigm and experiment["scoring"] == as_dict["scoring"]  # notebooks' mapping reads
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        experiment.model = "resnet18"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        experiment.scoring.epochs = 1
+    as_dict["data"]["limit"] = 7  # a copy: the experiment keeps its own
+    assert experiment.data.get("limit") != 7
+    given_data = given.get("data")
+    if given_data is not None:
+        given_data["limit"] = 9  # neither does the mapping it was validated from share its data spec
+        assert experiment.data["limit"] == 500
+        given_data["limit"] = 500
+
+
+def test_record_settings_name_the_softmax_records():
+    assert RecordSettings("train", "last", 3).softmax_records(10) == (7, 8, 9)
+    assert RecordSettings("train", "first", 3).softmax_records(10) == (0, 1, 2)
+    assert RecordSettings("train", "last", 10).softmax_records(4) == (0, 1, 2, 3)  # never more than the run records
 
 
 @pytest.mark.parametrize(
@@ -115,7 +157,7 @@ def test_impossible_values_stop_at_validation(experiment, key):
 def test_experiment_as_yaml_path(tmp_path):
     path = _write(tmp_path / "experiment.yaml", {"data": {"name": "digits"}, "scoring": {"epochs": 4}})
     merged = validate_experiment(str(path))
-    assert merged["scoring"]["epochs"] == 4 and merged["data"] == {"name": "digits"}
+    assert merged.scoring.epochs == 4 and merged.data == {"name": "digits"}
     # a notebook file pointing at the shared experiment file
     nb = _write(tmp_path / "nb.yaml", {"experiment": str(path), "rates": [0.3], "seeds": [0, 1]})
     assert load_params(nb)["experiment"] == str(path)
@@ -134,11 +176,11 @@ def test_experiment_file_varying_another(tmp_path):
     base = _write(tmp_path / "experiment.yaml", {"data": {"name": "digits", "limit": 500}, "scoring": {"epochs": 4, "lr": 0.1}})
     variant = _write(tmp_path / "experiment_1k.yaml", {"base": str(base), "data": {"name": "digits", "limit": 1000}})
     # the variant's keys replace the base's whole; the rest is the base's
-    assert validate_experiment(str(variant)) == {**validate_experiment(str(base)), "data": {"name": "digits", "limit": 1000}}
+    assert validate_experiment(str(variant)) == dataclasses.replace(validate_experiment(str(base)), data={"name": "digits", "limit": 1000})
     # a chain of variants
     twice = _write(tmp_path / "experiment_2x.yaml", {"base": str(variant), "retrain": {"epochs": 2}})
     merged = validate_experiment(str(twice))
-    assert merged["data"]["limit"] == 1000 and merged["scoring"]["epochs"] == 4 and merged["retrain"]["epochs"] == 2
+    assert merged.data["limit"] == 1000 and merged.scoring.epochs == 4 and merged.retrain.epochs == 2
     # bad bases are refused naming the file
     _write(base, {"base": str(twice), "data": {"name": "digits"}})
     with pytest.raises(ScorecastError, match="leads back to this file"):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from scorecast import dryrun, preflight
+from scorecast.params import validate_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,8 +88,8 @@ def test_dinov2_weights_must_be_in_the_hub_cache(tmp_path, imagenet, monkeypatch
 
 
 def test_planned_bytes_counts_each_run_once():
-    experiment = {"data": {"name": "cifar100", "limit": 1000}, "paradigm": "supervised", "scoring": {"epochs": 90},
-                  "record": {"trajectory_length": 10}}
+    experiment = validate_experiment({"data": {"name": "cifar100", "limit": 1000}, "paradigm": "supervised", "scoring": {"epochs": 90},
+                                      "record": {"trajectory_length": 10}})
     params = {"scorers": [{"name": "du"}, {"name": "el2n"}], "methods": [{"name": "proxy", "augmentations": 8}], "seeds": [0], "fractions": [0.1]}
     seen = set()
     full = 90 * 1000 * 9 + preflight.MODEL_BYTES

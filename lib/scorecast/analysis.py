@@ -16,6 +16,7 @@ Loops over a :class:`scorecast.pipeline.Pipeline` (every stage cached there), ea
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,6 +25,7 @@ from scipy import stats
 
 from . import claims, extrapolate, metrics, plots
 from .claims import gap_verdict
+from .experiment import Experiment
 from .params import validate_experiment
 from .pipeline import Pipeline, method_label, summarise
 
@@ -168,7 +170,7 @@ def neighbourhood_table(pipe, scorers: list[dict], seeds: list[int], k_grid: Seq
     return summarise(pd.DataFrame(rows), ["scorer", "statistic", "paper"], ["spearman"]), per_sample
 
 
-def scale_pipelines(experiment: dict | str, sizes: Sequence[int | None], cache_dir=None) -> dict[int, Pipeline]:
+def scale_pipelines(experiment: dict | str | Experiment, sizes: Sequence[int | None], cache_dir=None) -> dict[int, Pipeline]:
     """{training-set size: Pipeline} for the scale study (``app_scale``): the ``experiment`` with
     ``data.limit`` set to each of ``sizes`` (a class-stratified sample, seed 0), or without a limit
     for ``None`` (every training image). All sizes share one cache (a size equal to another
@@ -177,10 +179,10 @@ def scale_pipelines(experiment: dict | str, sizes: Sequence[int | None], cache_d
     base = validate_experiment(experiment)
     pipes = {}
     for size in sizes:
-        data = {key: value for key, value in base["data"].items() if key != "limit"}
+        data = {key: value for key, value in base.data.items() if key != "limit"}
         if size is not None:
             data["limit"] = int(size)
-        pipe = Pipeline({**base, "data": data}, cache_dir)
+        pipe = Pipeline(dataclasses.replace(base, data=data), cache_dir)  # validated again there: a size below 1 is refused
         pipes[len(pipe.train_set)] = pipe
     return pipes
 

@@ -150,12 +150,12 @@ def regime(pipe) -> str:
     """One line on what produced the numbers: data and training-set size, model (or encoder), paradigm and
     the scoring and retraining recipes, read from ``pipe`` (a Pipeline or UnsupervisedPipeline)."""
     exp = pipe.experiment
-    data = f"{exp['data']['name']}, {len(pipe.train_set):,} training images"
+    data = f"{exp.data['name']}, {len(pipe.train_set):,} training images"
     if hasattr(pipe, "encoder"):  # unsupervised: frozen features and TURTLE, no network trained on labels
         return f"{data}; {pipe.encoder['name']} features, TURTLE ({pipe.turtle_options.get('epochs', 'default')} epochs), no labels"
-    scoring, retrain = exp["scoring"], exp["retrain"]
-    return (f"{data}; {exp['model']}, {exp['paradigm']}; scoring {scoring['optimizer']} lr {scoring['lr']:g}, {scoring['epochs']} epochs "
-            f"({exp['subset_length']}-matched subset runs); retraining {retrain['epochs']} epochs")
+    scoring = exp.scoring
+    return (f"{data}; {exp.model}, {exp.paradigm}; scoring {scoring.optimizer} lr {scoring.lr:g}, {scoring.epochs} epochs "
+            f"({exp.subset_length}-matched subset runs); retraining {exp.retrain.epochs} epochs")
 
 
 class ClaimCheck:

@@ -45,7 +45,7 @@ import functools
 import math
 import pickle
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -54,6 +54,7 @@ import yaml
 from PIL import Image
 
 from . import registry
+from .experiment import Experiment
 from .params import load_params, validate_experiment, validate_notebook_params
 from .paths import resolve
 from .validation import ScorecastError
@@ -191,9 +192,9 @@ def dataset_key(spec: dict) -> str:
 # ============================================================================ the override
 
 
-def _epochs_needed(params: dict, experiment: dict) -> int:
-    """The fewest scoring epochs the run's scorers accept."""
-    need = [experiment["record"]["trajectory_length"]]
+def _epochs_needed(params: dict, trajectory_length: int) -> int:
+    """The fewest scoring epochs the run's scorers and a recorded softmax trajectory of ``trajectory_length`` accept."""
+    need = [trajectory_length]
     for scorer in params.get("scorers", []):
         spec = registry.build_scorer(scorer)
         window = getattr(spec, "window", 1)
@@ -201,49 +202,48 @@ def _epochs_needed(params: dict, experiment: dict) -> int:
     return max(need)
 
 
-def shrink(params: dict, experiment: dict, data: dict[str, Path], scratch: Path, name: str) -> tuple[dict, list[str]]:
+def shrink(params: dict, experiment: Experiment, data: dict[str, Path], scratch: Path, name: str) -> tuple[dict, list[str]]:
     """The dry run's one override (see the module docstring) of a paper notebook's ``params`` and its
     validated ``experiment`` (:func:`scorecast.params.validate_experiment`). ``data`` maps :func:`dataset_key` keys to
-    generated folders. Returns (the notebook's parameters with the experiment inlined, notes on what
-    was substituted beyond epochs, seeds and sizes); the inputs are not modified."""
-    params, experiment = copy.deepcopy(params), copy.deepcopy(experiment)
+    generated folders. Returns (the notebook's parameters with the shrunk experiment inlined as a mapping,
+    notes on what was substituted beyond epochs, seeds and sizes); the inputs are not modified."""
+    params = copy.deepcopy(params)
     notes: list[str] = []
     for scorer in params.get("scorers", []):
         if getattr(registry.build_scorer(scorer), "window", 0) > WINDOW:
             scorer["window"] = WINDOW
-    experiment["record"]["trajectory_length"] = min(experiment["record"]["trajectory_length"], WINDOW)
-    epochs = _epochs_needed(params, experiment)
-    experiment["scoring"]["epochs"] = epochs
-    experiment["retrain"]["epochs"] = 1
+    record = replace(experiment.record, trajectory_length=min(experiment.record.trajectory_length, WINDOW))
+    epochs = _epochs_needed(params, record.trajectory_length)
+    shrunk = {"record": record, "scoring": replace(experiment.scoring, epochs=epochs), "retrain": replace(experiment.retrain, epochs=1)}
     for scorer in params.get("scorers", []):
         if "epochs" in scorer.get("scoring", {}):
             scorer["scoring"]["epochs"] = epochs
     if "turtle" in params:
         params["turtle"]["epochs"] = epochs
-    if experiment.get("paradigm") == "adversarial":
-        experiment["attack"]["steps"] = 1
-        experiment["eval_attack_steps"] = 1
-        if experiment.get("eval_autoattack_samples") is not None:
-            experiment["eval_autoattack_samples"] = 2
+    if experiment.paradigm == "adversarial":
+        shrunk.update(attack=replace(experiment.attack, steps=1), eval_attack_steps=1)
+        if experiment.eval_autoattack_samples is not None:
+            shrunk["eval_autoattack_samples"] = 2
     params["seeds"] = params.get("seeds", [0])[:1]
     if "rates" in params:
         pruned = [r for r in params["rates"] if r > 0]
         params["rates"] = [r for r in params["rates"] if r == 0] + sorted({min(pruned), max(pruned)} if pruned else set())
 
     for part in ("data", "test_data"):
-        if experiment[part] is not None:
-            key = dataset_key(experiment[part])
-            experiment[part]["root"] = str(data[key])
-            if experiment[part].get("mmap") is not None:  # converted once per dry run, mapped by every later run
-                experiment[part]["mmap"] = str(scratch / "mmap" / GENERATED[key].folder)
-    generated = GENERATED[dataset_key(experiment["data"])]
+        spec = getattr(experiment, part)
+        if spec is not None:
+            key = dataset_key(spec)
+            shrunk[part] = {**spec, "root": str(data[key])}
+            if spec.get("mmap") is not None:  # converted once per dry run, mapped by every later run
+                shrunk[part]["mmap"] = str(scratch / "mmap" / GENERATED[key].folder)
+    generated = GENERATED[dataset_key(experiment.data)]
     fractions = params.get("fractions", [])
     validated = "k_grid" in params or any(registry.build_method(m).validates for m in params.get("methods", []))
     smallest = SUBSET_FOR_VALIDATION if validated else 2
     needed = [generated.present, smallest, *(smallest / f for f in fractions), *(2 / (1 - r) for r in params.get("rates", []))]
     n = math.ceil(max(needed) - 1e-9)
     if n < generated.n_train:
-        experiment["data"]["limit"] = n
+        shrunk["data"]["limit"] = n
     else:
         n = generated.n_train
     if "sizes" in params:  # the scale study: one sample of n images, and every generated image
@@ -266,7 +266,7 @@ def shrink(params: dict, experiment: dict, data: dict[str, Path], scratch: Path,
         if encoder and encoder.get("name") == "dinov2" and not encoder.get("stand_in"):
             encoder["stand_in"] = True
             notes.append(f"DINOv2 ({encoder.get('arch', 'default arch')}) -> a random STAND-IN")
-    params["experiment"] = experiment
+    params["experiment"] = replace(experiment, **shrunk).as_dict()
     notes = list(dict.fromkeys(notes))
     params["cache_dir"] = str(scratch / "cache")
     params["output_dir"] = str(scratch / "out" / name)
@@ -276,8 +276,8 @@ def shrink(params: dict, experiment: dict, data: dict[str, Path], scratch: Path,
 # ============================================================================ runs
 
 
-def paper_runs() -> dict[str, tuple[str, dict, dict]]:
-    """{run name: (notebook, paper parameters, experiment mapping)} for every paper parameter file
+def paper_runs() -> dict[str, tuple[str, dict, Experiment]]:
+    """{run name: (notebook, paper parameters, validated experiment)} for every paper parameter file
     with a notebook, plus ``quickstart@<experiment>`` for each experiment file no notebook uses."""
     paper = resolve(PAPER)
     runs, used = {}, set()
@@ -309,7 +309,7 @@ def prepare(scratch: Path, selected: list[str]) -> list[tuple[str, str, Path, Pa
     chosen = {r: v for r, v in runs.items() if not selected or any(r == s or r.startswith(f"{s}@") for s in selected)}
     out = []
     for run, (notebook, params, experiment) in chosen.items():
-        keys = [dataset_key(experiment[p]) for p in ("data", "test_data") if experiment[p] is not None]
+        keys = [dataset_key(spec) for spec in (experiment.data, experiment.test_data) if spec is not None]
         data = {key: GENERATED[key].write(scratch / "data") for key in keys}
         shrunk, notes = shrink(params, experiment, data, scratch, run)
         validate_notebook_params(shrunk, f"dry run of {run}")

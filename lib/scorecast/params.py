@@ -3,9 +3,10 @@
 Every notebook's ``parameters`` cell and every parameter file use the keys in :data:`NOTEBOOK_KEYS`; a
 file ``params/<tier>/<notebook>.yaml`` holds a tier's own values over the notebook's
 ``params/base/<notebook>.yaml`` (the layers: :mod:`scorecast.paramfiles`). ``experiment`` is the nested
-config of :class:`scorecast.pipeline.Pipeline`; each ``scorers``/``methods`` entry becomes a typed spec
-(:mod:`scorecast.specs`). An unknown or mistyped key, a wrong type or an impossible value stops the run
-before any data is loaded, with a message naming the key, the file and what is allowed.
+config of :class:`scorecast.pipeline.Pipeline`, validated into an :class:`~scorecast.experiment.Experiment`;
+each ``scorers``/``methods`` entry becomes a typed spec (:mod:`scorecast.specs`). An unknown or mistyped
+key, a wrong type or an impossible value stops the run before any data is loaded, with a message naming
+the key, the file and what is allowed.
 
 Batch runs check every parameter file against its notebook first, writing each run's merged values to a
 file that papermill then reads (so each file is validated once)::
@@ -28,7 +29,8 @@ from pathlib import Path
 
 import yaml
 
-from . import registry, scores, unsupervised
+from . import registry, unsupervised
+from .experiment import Experiment, RecordSettings
 from .paramfiles import parameters_cell_keys, read_experiment, read_layers, read_params, source as file_source
 from .paths import resolve
 from .recipe import Recipe
@@ -131,22 +133,27 @@ def _check_minimum(values: dict, minimum: dict, where: str, source: str, below: 
 
 
 def _merge(defaults: dict, overrides: dict) -> dict:
+    """A copy of ``defaults`` with ``overrides`` over it: nested blocks merged key by key, except the data
+    specs (``data``, ``test_data``), which an override replaces whole. Shares no mapping with either."""
     out = copy.deepcopy(defaults)
     for key, value in overrides.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("data", "test_data") else value
+        nested = isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("data", "test_data")
+        out[key] = _merge(out[key], value) if nested else copy.deepcopy(value)
     return out
 
 
-def validate_experiment(experiment: dict | str, source: str = "experiment") -> dict:
-    """Check an experiment config and return it merged over :data:`DEFAULT_EXPERIMENT`, its ``scoring``,
-    ``retrain`` and ``attack`` blocks filled in with every field of :class:`~scorecast.recipe.Recipe` and
-    :class:`~scorecast.train.PGD`.
+def validate_experiment(experiment: dict | str | Experiment, source: str = "experiment") -> Experiment:
+    """Check an experiment config and return it as an :class:`~scorecast.experiment.Experiment`: merged over
+    :data:`DEFAULT_EXPERIMENT`, its ``scoring``, ``retrain`` and ``attack`` blocks filled in with every field
+    of :class:`~scorecast.recipe.Recipe` and :class:`~scorecast.train.PGD`.
 
-    ``experiment`` is a mapping, or the path of a tier's shared YAML file (e.g.
-    ``params/cpu/experiment.yaml``, relative to :func:`scorecast.paths.project_root`; read by
-    :func:`scorecast.paramfiles.read_experiment`, over the file its ``base:`` names), so every notebook of a
-    tier shares one definition."""
-    if isinstance(experiment, str):
+    ``experiment`` is a mapping, the path of a tier's shared YAML file (e.g. ``params/cpu/experiment.yaml``,
+    relative to :func:`scorecast.paths.project_root`; read by :func:`scorecast.paramfiles.read_experiment`,
+    over the file its ``base:`` names), so every notebook of a tier shares one definition, or an
+    Experiment (checked again through its :meth:`~scorecast.experiment.Experiment.as_dict`)."""
+    if isinstance(experiment, Experiment):
+        experiment = experiment.as_dict()
+    elif isinstance(experiment, str):
         source, experiment = str(resolve(experiment)), read_experiment(experiment)
     if not isinstance(experiment, dict):
         raise ScorecastError(f"{source}: experiment must be a mapping, got {type(experiment).__name__}")
@@ -195,10 +202,9 @@ def validate_experiment(experiment: dict | str, source: str = "experiment") -> d
         except ScorecastError as err:
             raise ScorecastError(f"{source}: experiment.{block}: {err}") from None
 
-    for block, build in (("scoring", Recipe), ("retrain", Recipe), ("attack", PGD)):
-        merged[block] = dataclasses.asdict(checked(block, build))
+    typed = {block: checked(block, build) for block, build in (("scoring", Recipe), ("retrain", Recipe), ("attack", PGD))}
     checked("record", lambda **record: RecordSpec(record["source"]))
-    return merged
+    return Experiment(**{**merged, **typed, "record": RecordSettings(**merged["record"])})
 
 
 def check_data_options(data: dict, where: str, source: str) -> None:
@@ -280,14 +286,14 @@ def validate_notebook_params(params: dict, source: str, notebook: str | None = N
     unsupervised_run = "encoder" in params or "turtle" in params
     if unsupervised_run:
         check_unsupervised_options(params.get("encoder", {}), params.get("turtle", {}), source)
-    paradigm = "unsupervised" if unsupervised_run else experiment["paradigm"]
+    paradigm = "unsupervised" if unsupervised_run else experiment.paradigm
     for i, entry in enumerate(params.get("scorers", [])):
         spec = registry.build_scorer(entry, f"{source}: scorers[{i}]")
         registry.check_paradigm(spec, paradigm, f"{source}: scorers[{i}]")
         if spec.scoring:
             _check_minimum(spec.scoring, _MINIMUM["scoring"], f"scorers[{i}].scoring.", source)
             _check_minimum(spec.scoring, _BELOW["scoring"], f"scorers[{i}].scoring.", source, below=True)
-            _build_recipe({**experiment["scoring"], **spec.scoring}, f"{source}: scorers[{i}].scoring")
+            _build_recipe({**dataclasses.asdict(experiment.scoring), **spec.scoring}, f"{source}: scorers[{i}].scoring")
     methods = [registry.build_method(entry, f"{source}: methods[{i}]") for i, entry in enumerate(params.get("methods", []))]
     for i, spec in enumerate(methods):
         registry.check_paradigm(spec, paradigm, f"{source}: methods[{i}]")
@@ -303,40 +309,38 @@ def validate_notebook_params(params: dict, source: str, notebook: str | None = N
     return params
 
 
-def _check_known_sizes(params: dict, experiment: dict, source: str) -> None:
+def _check_known_sizes(params: dict, experiment: Experiment, source: str) -> None:
     """:func:`check_sizes` with the training set size known without loading data: ``data.limit``,
     else the dataset's published size; with ``sizes`` (which override data.limit), the smallest of them."""
     from .data import REGISTRY
 
-    published = REGISTRY[experiment["data"]["name"]].train_size
+    published = REGISTRY[experiment.data["name"]].train_size
     if "sizes" in params:
         for size in params["sizes"]:
             if size is not None and published is not None and size >= published:
                 raise ScorecastError(f"{source}: sizes entry {size} is not below the {published} training samples of "
-                                     f"{experiment['data']['name']}; use fewer, or null for all of them")
+                                     f"{experiment.data['name']}; use fewer, or null for all of them")
         known = [published if size is None else size for size in params["sizes"]]
         n = min((size for size in known if size is not None), default=None)
     else:
-        n = experiment["data"].get("limit") or published
+        n = experiment.data.get("limit") or published
     if n is not None:
         check_sizes(params, n, source)
 
 
-def _check_windows(params: dict, experiment: dict, source: str) -> None:
+def _check_windows(params: dict, experiment: Experiment, source: str) -> None:
     """Each scorer against what its run records (:meth:`~scorecast.specs.ScorerSpec.check_record`):
     E epochs (the scoring epochs, or TURTLE's) and the softmax of record.trajectory_length of them
     (first or last)."""
-    record = experiment["record"]
     for i, entry in enumerate(params.get("scorers", [])):
         spec = registry.build_scorer(entry, f"{source}: scorers[{i}]")
         if "encoder" in params or "turtle" in params:
             epochs, origin = params.get("turtle", {}).get("epochs", TURTLE_OPTIONS["epochs"]), "turtle.epochs"
         else:
             own = "epochs" in (spec.scoring or {})
-            epochs = (spec.scoring or {}).get("epochs", experiment["scoring"]["epochs"])
+            epochs = (spec.scoring or {}).get("epochs", experiment.scoring.epochs)
             origin = f"scorers[{i}].scoring.epochs" if own else "experiment.scoring.epochs"
-        trajectory = scores.trajectory_epochs(epochs, min(record["trajectory_length"], epochs), record["trajectory"])
-        spec.check_record(epochs, trajectory, origin, f"{source}: scorers[{i}]")
+        spec.check_record(epochs, experiment.record.softmax_records(epochs), origin, f"{source}: scorers[{i}]")
 
 
 def check_sizes(params: dict, n: int, source: str) -> None:

@@ -20,8 +20,9 @@ rate/fraction x seed) that notebooks plot from; each row also carries its ``scor
 ``method_spec``. Scorers and methods are plain mappings or specs (:mod:`scorecast.specs`).
 Shared by the paradigms: :mod:`scorecast.shared`.
 
-Experiment config (validated and filled in from :data:`scorecast.params.DEFAULT_EXPERIMENT` by
-:func:`scorecast.params.validate_experiment`)::
+Experiment config: a mapping or an experiment file, validated and filled in from
+:data:`scorecast.params.DEFAULT_EXPERIMENT` by :func:`scorecast.params.validate_experiment` into an
+:class:`~scorecast.experiment.Experiment` (the pipeline's ``experiment``)::
 
     {"data": {"name": "digits", "root": None, ...}, "test_data": None, "model": "tiny_cnn",
      "paradigm": "supervised" | "adversarial", "scoring": Recipe fields, "record": {"source",
@@ -45,10 +46,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import metrics, prune, scores, unsupervised
+from . import metrics, prune, unsupervised
 from .cache import Cache
 from .data import ImageDataset, check_test_split, random_subset
 from .distributed import check_processes, launch
+from .experiment import Experiment
 from .models import build_model
 from .params import check_unsupervised_options, validate_experiment
 from .provenance import use_tier_threads
@@ -83,16 +85,16 @@ def final_fit(run: Run) -> float:
 class Pipeline(ScoreStages):
     """All stages of one experiment config, sharing one artefact cache."""
 
-    def __init__(self, experiment: dict | str | Path, cache_root: str | Path | None = None):
+    def __init__(self, experiment: dict | str | Path | Experiment, cache_root: str | Path | None = None):
         use_tier_threads(experiment)  # a hand run of params/<tier>/... uses that tier's thread count, as run_all.sh does
         self.experiment = validate_experiment(experiment)
-        self.model_name = self.experiment["model"]
-        self.device = self.experiment["device"]
-        self.processes = check_processes(self.experiment["processes"], self.device)
+        self.model_name = self.experiment.model
+        self.device = self.experiment.device
+        self.processes = check_processes(self.experiment.processes, self.device)
         self.cache = Cache(cache_root, self.device)  # stages computed in this process
         self.training_cache = Cache(cache_root, self.device, self.processes)  # scoring runs and retraining
-        self.paradigm = self.experiment["paradigm"]
-        self.attack = PGD(**self.experiment["attack"]) if self.paradigm == "adversarial" else None
+        self.paradigm = self.experiment.paradigm
+        self.attack = self.experiment.attack if self.paradigm == "adversarial" else None
         self.test_set  # noqa: B018 -- loads both splits and checks them together (check_test_split) before any training
 
     # ---------------------------------------------------------------- data
@@ -102,8 +104,8 @@ class Pipeline(ScoreStages):
         tested on a real test set). A separate test set is normalised with the training set's
         statistics, the only ones the network has seen, and its labels must be training classes
         (:func:`scorecast.data.check_test_split`, also run when the pipeline is built)."""
-        train, separate = self.train_set, self.experiment["test_data"] is not None
-        test = load_split(self.experiment["test_data" if separate else "data"], "test")
+        train, separate = self.train_set, self.experiment.test_data is not None
+        test = load_split(self.experiment.test_data if separate else self.experiment.data, "test")
         check_test_split(train, test, f"experiment.data ({train.name})", f"experiment.test_data ({test.name})" if separate else "its test split")
         return dataclasses.replace(test, mean=train.mean, std=train.std, classes=train.classes) if separate else test
 
@@ -129,7 +131,7 @@ class Pipeline(ScoreStages):
         n, seed = len(self.train_set), check_seed(seed)
         if indices is None:
             indices = np.arange(n) if fraction is None else random_subset(n, float(fraction), seed)
-        protocol = self.experiment["subset_length"]
+        protocol = self.experiment.subset_length
         if len(indices) == n or protocol == "epochs":
             return self._run(seed, indices, scoring, 1, fraction, softmax)
         if protocol == "steps":
@@ -165,21 +167,20 @@ class Pipeline(ScoreStages):
         """One scoring run on ``indices``: ``every`` times the recipe's epochs, recorded every ``every``
         epochs, with the softmax trajectory when ``softmax`` (cached; a cached run with the trajectory
         serves a request without)."""
-        recipe = Recipe(**{**self.experiment["scoring"], **(scoring or {})})
+        recipe = dataclasses.replace(self.experiment.scoring, **(scoring or {}))
         records = recipe.epochs
         recipe = dataclasses.replace(recipe, epochs=recipe.epochs * every)
-        record_cfg = self.experiment["record"]
-        length = min(record_cfg["trajectory_length"], records)
-        trajectory = tuple(scores.trajectory_epochs(records, length, record_cfg["trajectory"]))
+        source = self.experiment.record.source
+        trajectory = self.experiment.record.softmax_records(records)
 
         def config_of(record: RecordSpec) -> dict:
             return {"data": self._data_key(), "model": self.model_name, "recipe": recipe.key(), "record": record.__dict__,
                     "attack": None if self.attack is None else self.attack.__dict__, "seed": seed, "indices": digest(indices)}
 
-        record = RecordSpec(record_cfg["source"], trajectory if softmax else (), every)
+        record = RecordSpec(source, trajectory if softmax else (), every)
         config = config_of(record)
         if not softmax and trajectory and self.training_cache.load("train", STAGE_VERSIONS["train"], config) is None:
-            with_softmax = config_of(RecordSpec(record_cfg["source"], trajectory, every))
+            with_softmax = config_of(RecordSpec(source, trajectory, every))
             if self.training_cache.load("train", STAGE_VERSIONS["train"], with_softmax) is not None:
                 config = with_softmax  # the same training, recorded with more: no need to train again
 
@@ -260,11 +261,11 @@ class Pipeline(ScoreStages):
         Returns prune.retrain_and_evaluate's dict (top1, top5, robust_top1, n_kept, seconds; autoattack_top1
         when the adversarial experiment sets ``eval_autoattack_samples``)."""
         kept = prune.select(score_values, rate, self.labels, class_balanced)
-        recipe = Recipe(**self.experiment["retrain"])
-        robust = None if self.attack is None else PGD(self.attack.eps, self.attack.step, self.experiment["eval_attack_steps"])
+        recipe = self.experiment.retrain
+        robust = None if self.attack is None else PGD(self.attack.eps, self.attack.step, self.experiment.eval_attack_steps)
         config = {
             "data": self._data_key(),
-            "test": {"spec": self.experiment["test_data"], "fingerprint": self.test_set.fingerprint()},
+            "test": {"spec": self.experiment.test_data, "fingerprint": self.test_set.fingerprint()},
             "model": self.model_name,
             "recipe": recipe.key(),
             "attack": None if self.attack is None else self.attack.__dict__,
@@ -273,7 +274,7 @@ class Pipeline(ScoreStages):
             "seed": seed,
         }
 
-        autoattack = self.experiment["eval_autoattack_samples"] if self.attack is not None else None
+        autoattack = self.experiment.eval_autoattack_samples if self.attack is not None else None
         if autoattack is not None:  # only then: other runs keep their cache keys
             config["autoattack"] = {"samples": autoattack, "eps": robust.eps, "version": "standard without FAB-T"}
 
@@ -339,13 +340,13 @@ class UnsupervisedPipeline(ScoreStages):
     paradigm = "unsupervised"
     labelled = False
 
-    def __init__(self, experiment: dict | str, encoder: dict, turtle: dict, cache_root: str | Path | None = None):
+    def __init__(self, experiment: dict | str | Path | Experiment, encoder: dict, turtle: dict, cache_root: str | Path | None = None):
         self.experiment = validate_experiment(experiment)
         check_unsupervised_options(encoder, turtle, "parameters")
         self.encoder, self.turtle_options = dict(encoder), dict(turtle)
-        self.device = self.experiment["device"]
-        if self.experiment["processes"] != 1:
-            raise ScorecastError(f"experiment.processes={self.experiment['processes']}: data-parallel processes train the supervised and "
+        self.device = self.experiment.device
+        if self.experiment.processes != 1:
+            raise ScorecastError(f"experiment.processes={self.experiment.processes}: data-parallel processes train the supervised and "
                                  "adversarial paradigms' networks; TURTLE runs in one process (remove processes)")
         self.cache = Cache(cache_root, self.device)
 

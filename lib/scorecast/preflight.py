@@ -27,7 +27,7 @@ import os
 import shutil
 import sys
 import zipfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ import torch
 
 from . import registry
 from .data import REGISTRY
+from .experiment import Experiment
 from .params import load_params, validate_experiment
 from .paths import cache_root, resolve
 from .validation import ScorecastError
@@ -149,7 +150,7 @@ def split_shape(spec: dict, split: str = "train") -> tuple[int, int, int]:
     return int(n or 0), per_image, int(spec.get("num_classes") or CLASSES.get(name, 10))
 
 
-def planned_bytes(params: dict, experiment: dict, seen: set) -> int:
+def planned_bytes(params: dict, experiment: Experiment, seen: set) -> int:
     """Upper estimate of the bytes the cache gains from one notebook's runs, skipping runs already in
     ``seen`` (a run shared by several notebooks is counted once; ``seen`` is updated).
 
@@ -157,15 +158,15 @@ def planned_bytes(params: dict, experiment: dict, seen: set) -> int:
     recipe): E records x m x 9 bytes (true-label probability, loss, correct) plus, for a scorer that reads it
     (TDDS, EL2N), the kept softmax S x m x C x 4 (S = the trajectory length), per recorded view (2 when adversarial), plus a model;
     per subset run an embedding n x 2048 x 4 and, with a proxy method, K x n x C x 4 predictions."""
-    n, _, classes = split_shape(experiment["data"])
-    views = 2 if experiment["paradigm"] == "adversarial" else 1
-    records = experiment["scoring"]["epochs"]
-    kept = min(experiment["record"]["trajectory_length"], records)
+    n, _, classes = split_shape(experiment.data)
+    views = 2 if experiment.paradigm == "adversarial" else 1
+    records = experiment.scoring.epochs
+    kept = min(experiment.record.trajectory_length, records)
     proxy_views = max([registry.build_method(m).proxy_views() for m in params.get("methods", [])], default=0)
-    data_key = json.dumps(experiment["data"], sort_keys=True)
+    data_key = json.dumps(experiment.data, sort_keys=True)
     total = 0
     for scorer in params.get("scorers", [{}]):
-        recipe = json.dumps({**experiment["scoring"], **scorer.get("scoring", {})}, sort_keys=True)
+        recipe = json.dumps({**asdict(experiment.scoring), **scorer.get("scoring", {})}, sort_keys=True)
         softmax = kept if "name" in scorer and registry.build_scorer(scorer).reads_softmax else 0
         for seed in params.get("seeds", [0]):
             for fraction in [None, *params.get("fractions", [])]:
@@ -223,7 +224,7 @@ def check_file(path: Path, seen: set, plan: dict) -> list[Problem]:
         return [Problem(where, "parameters", str(err))]
     problems = []
     source = f"experiment {params['experiment']}" if isinstance(params.get("experiment"), str) else "its experiment"
-    splits = [(experiment["data"], "train")] + [(experiment["test_data"] or experiment["data"], "test")]
+    splits = [(experiment.data, "train"), (experiment.test_data or experiment.data, "test")]
     for spec, split in splits:
         why = check_split(spec, split)
         if why is not None:
@@ -234,7 +235,7 @@ def check_file(path: Path, seen: set, plan: dict) -> list[Problem]:
             why = _dinov2_problem(encoder)
             if why is not None:
                 problems.append(Problem(where, "weights", why))
-    device = experiment["device"]
+    device = experiment.device
     if _needs_gpu(path, device):
         if not torch.cuda.is_available():
             problems.append(Problem(where, "gpu", f"experiment.device is {device!r} on the paper tier but torch sees no CUDA GPU "

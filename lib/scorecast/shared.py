@@ -3,9 +3,9 @@
 the fidelity table and the loop behind the accuracy and cluster tables.
 
 A paradigm's pipeline (:mod:`scorecast.pipeline`) subclasses :class:`ScoreStages`, sets
-``experiment``, ``cache``, ``device`` and ``paradigm``, and defines ``scoring_run(scorer, seed,
-fraction)`` (a run on all samples or a random subset) and ``extrapolation_features(run)`` (the
-features extrapolators work on, with their cost).
+``experiment`` (a :class:`~scorecast.experiment.Experiment`), ``cache``, ``device`` and ``paradigm``,
+and defines ``scoring_run(scorer, seed, fraction)`` (a run on all samples or a random subset) and
+``extrapolation_features(run)`` (the features extrapolators work on, with their cost).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pandas as pd
 from . import extrapolate as ex
 from . import metrics, unsupervised
 from .data import ImageDataset
+from .experiment import Experiment
 from .registry import build_method, build_scorer, check_distinct_labels, check_paradigm
 from .specs import MethodSpec, ScorerSpec
 from .stages import STAGE_VERSIONS, ScoreResult, load_split
@@ -34,18 +35,19 @@ def check_rates_keep_samples(rates, n: int) -> None:
 class ScoreStages:
     """Stages every paradigm shares; see the module docstring for what a subclass provides."""
 
+    experiment: Experiment
     paradigm: str
     labelled = True  # scorers and extrapolators may read class labels
 
     @property
     def train_set(self) -> ImageDataset:
-        return load_split(self.experiment["data"], "train")
+        return load_split(self.experiment.data, "train")
 
     def _data_key(self) -> dict:
         """What every stage's cache key shares: the training data (spec and content fingerprint) and
         the device type the stages run on (CUDA runs default to bf16 and channels_last, so a CPU and
         a GPU run of the same config give different numbers and must not share an artefact)."""
-        return {"spec": self.experiment["data"], "fingerprint": self.train_set.fingerprint(), "device": resolve_device(self.device).type}
+        return {"spec": self.experiment.data, "fingerprint": self.train_set.fingerprint(), "device": resolve_device(self.device).type}
 
     def frozen_features(self, encoder: dict) -> tuple[np.ndarray, float]:
         """(label-free features (n, d) float32 of all training samples from a frozen ``encoder``
