@@ -57,7 +57,6 @@ def test_experiment_is_typed_frozen_and_round_trips_through_its_mapping(given):
     assert validate_experiment(as_dict) == experiment and validate_experiment(as_dict).as_dict() == as_dict
     assert validate_experiment(experiment) == experiment  # an Experiment is accepted (and checked again)
     assert {**as_dict["scoring"], **as_dict["record"]} == {**dataclasses.asdict(experiment.scoring), **dataclasses.asdict(experiment.record)}
-    assert experiment["paradigm"] == experiment.paradigm and experiment["scoring"] == as_dict["scoring"]  # notebooks' mapping reads
     with pytest.raises(dataclasses.FrozenInstanceError):
         experiment.model = "resnet18"
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -73,8 +73,3 @@ class Experiment:
         the attack and the record as mappings of their fields); :func:`scorecast.params.validate_experiment`
         of it gives this experiment back. A new copy on each call."""
         return dataclasses.asdict(self)
-
-    def __getitem__(self, key: str):
-        """``experiment[key]``: the value :meth:`as_dict` holds at ``key``, for notebook code written against
-        the mapping (``pipe.experiment["paradigm"]``); the library reads attributes."""
-        return self.as_dict()[key]
