@@ -14,12 +14,13 @@ from torch import nn
 from ..metrics import pearson
 from ..validation import ScorecastError, check_choice, check_positive_int, resolve_device
 from .common import K, _assemble, _check_inputs, _check_labels, _complement
-from .search import METRICS, nearest_neighbours
+from .search import METRIC, METRICS, nearest_neighbours
 
 # Training defaults of both the GCN and the MLP (their method specs read every default from these signatures)
 DROPOUT = 0.5
 LR = 1e-3
 VAL_FRACTION = 0.1  # share of the subset held out to pick the best epoch
+STANDARDIZE = True  # fit targets standardised by the training part's mean and std; predictions mapped back
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,7 +58,7 @@ class KnnGraph:
             )
 
 
-def knn_graph(Z, k: int = K, metric: str = "euclidean", backend: str = "auto", device: str = "auto") -> KnnGraph:
+def knn_graph(Z, k: int = K, metric: str = METRIC, backend: str = "auto", device: str = "auto") -> KnnGraph:
     """kNN graph of the rows of Z (n, d), no self loops; pass it to :func:`gnn` as ``graph=``.
 
     Exact unless ``backend`` is "ivf" or "hnsw" (see :func:`nearest_neighbours`, which also
@@ -298,8 +299,8 @@ def gnn(
     epochs: int = 50,
     lr: float = LR,
     val_fraction: float = VAL_FRACTION,
-    metric: str = "euclidean",
-    standardize: bool = True,
+    metric: str = METRIC,
+    standardize: bool = STANDARDIZE,
     graph: KnnGraph | None = None,
     device: str = "auto",
     batch_size: int | None = None,
@@ -380,7 +381,7 @@ def mlp(
     epochs: int = 200,
     lr: float = LR,
     val_fraction: float = VAL_FRACTION,
-    standardize: bool = True,
+    standardize: bool = STANDARDIZE,
     device: str = "auto",
 ) -> np.ndarray:
     """MLP baseline: Linear(in, 256)-ReLU-Dropout-Linear(256, 64)-ReLU-Dropout-Linear(64, 1).

@@ -6,9 +6,10 @@ import numpy as np
 
 from ..validation import ScorecastError, as_finite_vector, as_index_vector, check_choice, check_positive_int
 from .common import K, _assemble, _check_inputs, _complement
-from .search import nearest_neighbours
+from .search import METRIC, nearest_neighbours
 
 WEIGHTINGS = ("uniform", "exp")
+WEIGHTING = "uniform"  # kNN's default: the plain mean of the k neighbours' scores (the paper's "avg")
 
 
 def _neighbour_average(distances: np.ndarray, neighbour_scores: np.ndarray, weighting: str) -> np.ndarray:
@@ -29,8 +30,8 @@ def knn(
     subset_idx,
     subset_scores,
     k: int = K,
-    weighting: str = "uniform",
-    metric: str = "euclidean",
+    weighting: str = WEIGHTING,
+    metric: str = METRIC,
     backend: str = "auto",
     device: str = "auto",
 ) -> np.ndarray:

@@ -12,6 +12,7 @@ import torch
 from ..validation import ScorecastError, as_finite_matrix, check_choice, check_positive_int, resolve_device
 
 METRICS = ("euclidean", "cosine")
+METRIC = "euclidean"  # the distance every search and extrapolator uses by default (the paper's)
 BACKENDS = ("auto", "faiss", "torch", "ivf", "hnsw")
 IVF_PROBES, HNSW_LINKS = 32, 32  # approximate backends: IVF lists scanned per query; HNSW links per node
 
@@ -107,7 +108,7 @@ def nearest_neighbours(
     queries,
     base,
     k: int,
-    metric: str = "euclidean",
+    metric: str = METRIC,
     exclude_self: bool = False,
     backend: str = "auto",
     query_chunk: int = 4096,

@@ -13,7 +13,8 @@ import pandas as pd
 from ..metrics import spearman
 from ..validation import ScorecastError, as_finite_vector, check_positive_int
 from .common import Extrapolator, _check_inputs, _complement
-from .neighbours import knn
+from .neighbours import WEIGHTING, knn
+from .search import METRIC
 
 KS = (1, 5, 10, 20, 50, 100)  # the candidate ks of select_k_cv and select_k_oracle
 
@@ -118,8 +119,8 @@ def select_k_cv(
     ks: Sequence[int] = KS,
     folds: int = 5,
     seed: int = 0,
-    weighting: str = "uniform",
-    metric: str = "euclidean",
+    weighting: str = WEIGHTING,
+    metric: str = METRIC,
     score: Callable[[np.ndarray, np.ndarray], float] = spearman,
     backend: str = "auto",
 ) -> tuple[int, pd.DataFrame]:
@@ -144,8 +145,8 @@ def select_k_oracle(
     subset_scores,
     full_scores,
     ks: Sequence[int] = KS,
-    weighting: str = "uniform",
-    metric: str = "euclidean",
+    weighting: str = WEIGHTING,
+    metric: str = METRIC,
     score: Callable[[np.ndarray, np.ndarray], float] = spearman,
     backend: str = "auto",
 ) -> tuple[int, pd.DataFrame]:
