@@ -78,6 +78,9 @@ stop() {
 }
 trap 'stop INT' INT
 trap 'stop TERM' TERM
+# temporary files and folders, removed however the script ends (stop() included)
+temporary=()
+trap 'rm -rf "${temporary[@]}"' EXIT
 
 # in_group CMD ...: run CMD in a process group of its own (stop() kills it, and the groups of the kernels
 # it started) and wait for it; CMD's exit status.
@@ -96,6 +99,7 @@ in_group() {
 execute() {
   local name=$1 notebook=$2 params=$3 values=$4 out=$5 rc=0 marker
   marker=$(mktemp)
+  temporary+=("$marker")
   mkdir -p "$out"
   in_group "$PY" -m papermill "notebooks/$notebook.ipynb" "$out/$notebook.ipynb" -f "$values" \
     -p output_dir "$out" --kernel python3 --cwd "$ROOT" --log-level WARNING || rc=$?
@@ -152,6 +156,7 @@ if [ "$tests" = 1 ]; then
   # compare_results.py then checks every number of every stored table within the tolerance of its
   # quantity (tests/tolerances.yaml, measured across CPUs). Every check runs; the failures are listed at the end.
   fresh=$(mktemp -d)
+  temporary+=("$fresh")
   "$PY" tests/compare_results.py prepare results/smoke "$fresh" >/dev/null
   stored=$("$PY" -m scorecast.provenance stored-threads results/smoke) || exit 1
   echo "== paper tier, dry run: started in the background (one thread); its log follows the tests"
@@ -175,7 +180,8 @@ if [ "$tests" = 1 ]; then
   tr '\r' '\n' <"$fresh/dry-run.log" | grep -v '^Executing: ' || true  # its log, less papermill's progress bars
   [ "$dry" = 0 ] || failed+=("the paper-tier dry run")
   if [ ${#failed[@]} -gt 0 ]; then
-    echo "run_all.sh --tests: failed: $(IFS=,; echo "${failed[*]}" | sed 's/,/, /g') (see above)" >&2
+    echo "run_all.sh --tests: failed: $(IFS=,; echo "${failed[*]}" | sed 's/,/, /g') (see above); the fresh notebooks and tables are kept in $fresh" >&2
+    temporary=()
     exit 1
   fi
   echo "== all tests passed"
@@ -215,6 +221,7 @@ pairs=()
 files=()
 for name in "${notebooks[@]}"; do pairs+=("notebooks/${name%%--*}.ipynb" "params/$tier/$name.yaml"); files+=("params/$tier/$name.yaml"); done
 merged=$(mktemp -d)  # each file's checked values, merged over its layers: what papermill gets
+temporary+=("$merged")
 "$PY" -m scorecast.params check --write "$merged" "${pairs[@]}" || { echo "run_all.sh: fix the parameter file(s) named above; no notebook was run" >&2; exit 2; }
 # Pre-flight (scorecast.preflight): data readable, weights present, a GPU where the tier needs one, disk
 # space for the planned records. --preflight runs only this; a paper batch runs it first and stops on a problem.
@@ -236,7 +243,6 @@ for name in "${notebooks[@]}"; do
   "$PY" -m scorecast.provenance record "results/$tier" "$name" "$tier"
   echo "   done in $(( $(date +%s) - start )) s"
 done
-rm -rf "$merged"
 "$PY" -m scorecast.report "results/$tier"
 echo "== index: results/$tier/index.html"
 if [ ${#failed[@]} -gt 0 ]; then

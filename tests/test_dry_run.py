@@ -169,8 +169,14 @@ def _mini_checkout(tmp_path, cell_source):
     notebook = {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
                 "nbformat": 4, "nbformat_minor": 5}
     (tmp_path / "notebooks" / "probe.ipynb").write_text(json.dumps(notebook))
-    env = {**os.environ, "VIRTUAL_ENV": sys.prefix, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    (tmp_path / "tmp").mkdir()  # run_all.sh's mktemp files and folders go here (TMPDIR)
+    env = {**os.environ, "VIRTUAL_ENV": sys.prefix, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "TMPDIR": str(tmp_path / "tmp")}
     return env
+
+
+def _left_behind(tmp_path):
+    """What run_all.sh's mktemp made (tmp.XXXXXXXXXX) and did not remove."""
+    return sorted(p.name for p in (tmp_path / "tmp").glob("tmp.*"))
 
 
 def _descendants(pid):
@@ -218,6 +224,7 @@ def test_sigterm_leaves_no_papermill_or_kernel_behind(tmp_path):
             break
         time.sleep(0.1)
     assert [pid for pid in spawned if _alive(pid)] == []
+    assert _left_behind(tmp_path) == []  # the checked parameter values and the marker file are removed too
 
 
 def test_unreadable_parameter_file_is_named_and_no_copy_is_claimed(tmp_path):
@@ -228,6 +235,7 @@ def test_unreadable_parameter_file_is_named_and_no_copy_is_claimed(tmp_path):
     assert "params/smoke/probe.yaml" in result.stderr
     assert "is kept at" not in result.stderr
     assert not (tmp_path / "results" / "smoke" / "probe.ipynb").exists()
+    assert _left_behind(tmp_path) == []
 
 
 def test_download_without_a_folder_names_what_to_set(monkeypatch):

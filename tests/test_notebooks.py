@@ -206,7 +206,7 @@ def test_setup_checks_the_parameters_sets_the_style_and_shows_the_tiers(capsys):
 def test_tiers_table_is_generated_from_the_parameter_files():
     table = notebook_setup.tiers_table("fig2_accuracy_vs_pruning_rate")
     lines = table.splitlines()
-    assert lines[2].startswith("| smoke | digits | tiny_cnn | 20 / 10 |")
-    assert any(line.startswith("| cpu | imagefolder, 10,000 samples | cnn_bn | 15 / 15 |") for line in lines)
+    assert lines[2].startswith("| smoke | digits data | tiny_cnn | 20 / 10 |")
+    assert any(line.startswith("| cpu | 10,000 imagefolder images | cnn_bn | 15 / 15 |") for line in lines)
     assert any(line.startswith("| paper |") and line.endswith("| 0.2 | 0, 0.1, 0.2, 0.5, 0.8, 0.9, 0.95 | 3 |") for line in lines)
     assert table._repr_markdown_() == str(table)

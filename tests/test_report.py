@@ -135,6 +135,16 @@ def test_ours_leaves_out_numbers_absent_from_the_tier(tmp_path):
     assert ours.ours_values(artefact.ours, csv) == ["kNN 10 %: 0.300 ± 0.010"]
 
 
+def test_ours_reads_a_per_seed_table_as_its_mean_and_std_over_seeds(tmp_path):
+    csv = tmp_path / "fig5_score_distributions.csv"
+    pd.DataFrame({"source": ["true (full run)", "knn(k=10)"] * 3, "std": [0.05, 0.03, 0.07, 0.02, 0.06, 0.04],
+                  "seed": [0, 0, 1, 1, 2, 2]}).to_csv(csv, index=False)
+    artefact = next(a for a in report.ARTEFACTS if a.notebook == "fig5_score_distributions")
+    assert ours.ours_values(artefact.ours, csv) == ["std of true DU: 0.060 ± 0.010", "kNN-extrapolated: 0.030 ± 0.010"]
+    pd.read_csv(csv).assign(seed=0).to_csv(csv, index=False)  # several rows that are not one per seed: left out
+    assert ours.ours_values(artefact.ours, csv) == []
+
+
 def test_route_costs_count_each_stage_once_with_one_final_training_per_rate(tmp_path):
     csv = tmp_path / "fig3_time_vs_accuracy.csv"
     pd.DataFrame({"setting": ["full", "knn(k=10) @ 0.2", "random"], "rate": [0.5] * 3, "scoring_seconds_mean": [100.0, 30.0, 0.0],

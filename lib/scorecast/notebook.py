@@ -12,7 +12,7 @@ from __future__ import annotations
 from IPython.display import display
 
 from . import params, plots
-from .paramfiles import parameters_cell_keys, read_experiment, read_params, sizes_text
+from .paramfiles import data_text, parameters_cell_keys, read_experiment, read_params
 from .paths import project_root
 from .provenance import TIER_THREADS
 from .validation import ScorecastError
@@ -39,12 +39,8 @@ def tiers_table(notebook: str) -> _Markdown:
             continue
         settings = read_params(path)
         experiment = read_experiment(settings["experiment"])
-        if "sizes" in settings:  # the scale study replaces data.limit by its sizes (None: every image)
-            data = experiment["data"]["name"] + ", sizes " + sizes_text(settings["sizes"])
-        else:
-            data = experiment["data"]["name"] + (f", {experiment['data']['limit']:,} samples" if experiment["data"].get("limit") else "")
         listed = lambda key: ", ".join(f"{v:g}" for v in settings[key]) if key in settings else "-"
-        rows.append(f"| {tier} | {data} | {experiment['model']} | {experiment['scoring']['epochs']} / {experiment['retrain']['epochs']} "
+        rows.append(f"| {tier} | {data_text(settings, experiment)} | {experiment['model']} | {experiment['scoring']['epochs']} / {experiment['retrain']['epochs']} "
                     f"| {listed('fractions')} | {listed('rates')} | {len(settings.get('seeds', [0]))} |")
     return _Markdown("\n".join(rows))
 

@@ -41,8 +41,8 @@ def route_costs(csv: Path) -> dict[float, dict[str, float]]:
 
 def ours_values(specs: tuple, csv: Path) -> list[str]:
     """The numbers ``specs`` (:class:`Ours`, or functions of the CSV path) read from a run's ``csv`` (and its
-    ``<run><table>.csv`` siblings) as ``label: value`` (``mean ± std`` when the CSV has a std); numbers whose
-    table or row is absent in this tier are left out."""
+    ``<run><table>.csv`` siblings) as ``label: value`` (``mean ± std`` when the CSV has a std, or one row per seed);
+    numbers whose table or row is absent in this tier are left out."""
     out = []
     for spec in specs:
         if not isinstance(spec, Ours):
@@ -57,7 +57,12 @@ def ours_values(specs: tuple, csv: Path) -> list[str]:
                 rows = rows.iloc[0:0]
                 break
             rows = rows[rows[column].round(6) == value] if isinstance(value, float) else rows[rows[column].astype(str) == str(value)]
-        if len(rows) != 1 or spec.column not in rows or pd.isna(rows[spec.column].iloc[0]):
+        if rows.empty or spec.column not in rows or rows[spec.column].isna().any():
+            continue
+        if len(rows) > 1:  # a per-seed table (quickstart, fig5): the mean ± std over its seeds
+            if "seed" not in rows or not rows["seed"].is_unique:
+                continue
+            out.append(f"{spec.label}: {rows[spec.column].mean():.3f} ± {rows[spec.column].std():.3f}")
             continue
         value = f"{rows[spec.column].iloc[0]:.3f}"
         std = spec.column.removesuffix("_mean") + "_std"

@@ -111,9 +111,14 @@ def read_experiment(path: str | Path, _varied: tuple[Path, ...] = ()) -> dict:
     return {**read_experiment(base, (*_varied, path)), **values}
 
 
-def sizes_text(sizes: list[int | None]) -> str:
-    """The scale study's training-set ``sizes`` as the pages write them: "5,000, 10,000, all" (None: every image)."""
-    return ", ".join("all" if n is None else f"{n:,}" for n in sizes)
+def data_text(settings: dict, experiment: dict) -> str:
+    """The training data of a run with parameter-file ``settings`` and raw ``experiment`` file, as the pages write
+    it: "10,000 imagefolder images", "digits data" (no limit), or the scale study's sizes, which replace data.limit:
+    "imagefolder samples of 5,000, 10,000, all images" (None: every image)."""
+    name, limit = experiment["data"]["name"], experiment["data"].get("limit")
+    if "sizes" in settings:
+        return f"{name} samples of " + ", ".join("all" if n is None else f"{n:,}" for n in settings["sizes"]) + " images"
+    return f"{limit:,} {name} images" if limit else f"{name} data"
 
 
 def parameters_cell_keys(notebook: str | Path) -> list[str]:

@@ -35,7 +35,7 @@ import pandas as pd
 
 from . import provenance
 from .ours import Ours, ours_values, route_costs
-from .paramfiles import read_experiment, read_params, sizes_text
+from .paramfiles import data_text, read_experiment, read_params
 from .paths import project_root
 from .registry import METHODS, method_label
 from .validation import ScorecastError
@@ -135,7 +135,7 @@ _FULL_KNN_RANDOM_07 = (Ours("top-1 at rate 0.7, full DU", "top1_mean", {"setting
 
 ARTEFACTS: tuple[Artefact, ...] = (
     Artefact("quickstart", "Quickstart",
-             "The whole method on one seed: full scores, a subset run, kNN and GNN extrapolation, then pruning half the data and retraining.",
+             "The whole method, step by step on one seed: full scores, a subset run, kNN and GNN extrapolation, then pruning half the data and retraining (3 seeds in the table).",
              None, (Ours("kNN Spearman on unscored samples", "spearman", {"setting": KNN_20}),
                     Ours("top-1 after pruning 50 % by kNN scores", "top1", {"setting": KNN_20}),
                     Ours("random pruning", "top1", {"setting": "random"}))),
@@ -247,10 +247,6 @@ def regime(tier: str, run: str, csv: Path | None = None) -> str:
         return f"regime unknown (no params/{tier}/{name}.yaml)"
     settings = read_params(path)
     experiment = read_experiment(settings["experiment"])
-    limit = experiment["data"].get("limit")
-    data = f"{limit:,} {experiment['data']['name']} images" if limit else f"{experiment['data']['name']} data"
-    if "sizes" in settings:  # the scale study: its sizes replace data.limit
-        data = f"{experiment['data']['name']} samples of {sizes_text(settings['sizes'])} images"
     seeds = len(settings.get("seeds", [0]))
     if csv is not None and csv.exists() and "n_seeds" in (table := pd.read_csv(csv)):
         seeds = int(table["n_seeds"].max())
@@ -260,7 +256,7 @@ def regime(tier: str, run: str, csv: Path | None = None) -> str:
     else:
         model = (f"{experiment['model']}, {experiment['scoring']['epochs']} scoring / "
                  f"{experiment['retrain']['epochs']} retraining epochs")
-    return f"{model}, {data}, {seeds} seed{'s' if seeds != 1 else ''}"
+    return f"{model}, {data_text(settings, experiment)}, {seeds} seed{'s' if seeds != 1 else ''}"
 
 
 def _label(notebook: str) -> str:
