@@ -157,6 +157,7 @@ def test_experiment_as_yaml_path(tmp_path):
     path = _write(tmp_path / "experiment.yaml", {"data": {"name": "digits"}, "scoring": {"epochs": 4}})
     merged = validate_experiment(str(path))
     assert merged.scoring.epochs == 4 and merged.data == {"name": "digits"}
+    assert validate_experiment(path) == merged  # a pathlib.Path as well
     # a notebook file pointing at the shared experiment file
     nb = _write(tmp_path / "nb.yaml", {"experiment": str(path), "rates": [0.3], "seeds": [0, 1]})
     assert load_params(nb)["experiment"] == str(path)

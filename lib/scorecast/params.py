@@ -142,7 +142,7 @@ def _merge(defaults: dict, overrides: dict) -> dict:
     return out
 
 
-def validate_experiment(experiment: dict | str | Experiment, source: str = "experiment") -> Experiment:
+def validate_experiment(experiment: dict | str | Path | Experiment, source: str = "experiment") -> Experiment:
     """Check an experiment config and return it as an :class:`~scorecast.experiment.Experiment`: merged over
     :data:`DEFAULT_EXPERIMENT`, its ``scoring``, ``retrain`` and ``attack`` blocks filled in with every field
     of :class:`~scorecast.recipe.Recipe` and :class:`~scorecast.train.PGD`.
@@ -153,7 +153,7 @@ def validate_experiment(experiment: dict | str | Experiment, source: str = "expe
     Experiment (checked again through its :meth:`~scorecast.experiment.Experiment.as_dict`)."""
     if isinstance(experiment, Experiment):
         experiment = experiment.as_dict()
-    elif isinstance(experiment, str):
+    elif isinstance(experiment, (str, Path)):
         source, experiment = str(resolve(experiment)), read_experiment(experiment)
     if not isinstance(experiment, dict):
         raise ScorecastError(f"{source}: experiment must be a mapping, got {type(experiment).__name__}")
